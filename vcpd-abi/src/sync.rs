@@ -1,0 +1,176 @@
+//! The atomics every shared structure is built from.
+//!
+//! Normally these are `core`'s atomics. Under `cfg(loom)` they are loom's
+//! model-checked twins, so the same protocol code runs inside `loom::model`.
+//! Loom's atomics are not layout-compatible with `core`'s, which is why the
+//! layout assertions in this crate only hold under `cfg(not(loom))`.
+//!
+//! Two wrappers complete the set:
+//! - [`SharedBool`]: a C `bool` in shared memory. It is an `AtomicU8`, never
+//!   an `AtomicBool`: the other party may store any byte there, and a `bool`
+//!   holding 2 is undefined behaviour in Rust. Any non-zero byte reads as true.
+//! - [`Racy`]: plain data (saved register contexts) that only the owner of a
+//!   vcore interprets, accessed with volatile copies and never by reference.
+
+use core::fmt;
+
+#[cfg(not(loom))]
+pub use core::sync::atomic::{
+    AtomicI32, AtomicU8, AtomicU16, AtomicU32, AtomicU64, AtomicUsize, Ordering, fence,
+};
+#[cfg(loom)]
+pub use loom::sync::atomic::{
+    AtomicI32, AtomicU8, AtomicU16, AtomicU32, AtomicU64, AtomicUsize, Ordering, fence,
+};
+
+/// Hint for a spin-wait iteration: `core::hint::spin_loop` on hardware, a
+/// yield to the model checker under loom (a spinning thread must let the
+/// thread it waits for run, or loom reports a livelock).
+#[inline]
+pub fn spin_loop() {
+    #[cfg(loom)]
+    loom::thread::yield_now();
+    #[cfg(not(loom))]
+    core::hint::spin_loop();
+}
+
+/// A C `bool` in memory another party writes: one byte, any non-zero value
+/// is `true`.
+#[repr(transparent)]
+pub struct SharedBool(AtomicU8);
+
+impl SharedBool {
+    /// A flag with the given value.
+    pub fn new(value: bool) -> Self {
+        Self(AtomicU8::new(u8::from(value)))
+    }
+
+    /// Loads the flag; any non-zero byte counts as set.
+    #[inline]
+    pub fn load(&self, order: Ordering) -> bool {
+        self.0.load(order) != 0
+    }
+
+    /// Stores the flag as 0 or 1.
+    #[inline]
+    pub fn store(&self, value: bool, order: Ordering) {
+        self.0.store(u8::from(value), order);
+    }
+
+    /// Swaps in `value`, returning whether the flag was set.
+    #[inline]
+    pub fn swap(&self, value: bool, order: Ordering) -> bool {
+        self.0.swap(u8::from(value), order) != 0
+    }
+
+    /// The underlying byte, for code that must see or write the raw value
+    /// (tests that play a hostile process).
+    #[inline]
+    pub fn as_raw(&self) -> &AtomicU8 {
+        &self.0
+    }
+}
+
+impl Default for SharedBool {
+    fn default() -> Self {
+        Self::new(false)
+    }
+}
+
+impl fmt::Debug for SharedBool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.load(Ordering::Relaxed), f)
+    }
+}
+
+/// Plain-old-data: every bit pattern is a valid value.
+///
+/// # Safety
+/// Implementors must be `Copy` types for which every initialised bit pattern
+/// of `size_of::<Self>()` bytes is a valid value (integers, arrays of them,
+/// `repr(C)` structs and unions of them). [`Racy`] relies on this: the other
+/// party may write any bytes, and reads must still produce a valid value.
+pub unsafe trait Pod: Copy + 'static {}
+
+// SAFETY: integers accept every bit pattern.
+unsafe impl Pod for u8 {}
+// SAFETY: integers accept every bit pattern.
+unsafe impl Pod for u16 {}
+// SAFETY: integers accept every bit pattern.
+unsafe impl Pod for u32 {}
+// SAFETY: integers accept every bit pattern.
+unsafe impl Pod for u64 {}
+// SAFETY: integers accept every bit pattern.
+unsafe impl Pod for usize {}
+// SAFETY: an array of Pod values is Pod.
+unsafe impl<T: Pod, const N: usize> Pod for [T; N] {}
+
+#[cfg(not(loom))]
+type Cell<T> = core::cell::UnsafeCell<T>;
+#[cfg(loom)]
+type Cell<T> = loom::cell::UnsafeCell<T>;
+
+/// Plain data in shared memory, read and written only by whole volatile
+/// copies, never through a reference to its contents.
+///
+/// Reads may observe a torn value if the other party writes concurrently;
+/// because `T: Pod`, a torn value is still a valid `T`, just meaningless.
+#[cfg_attr(not(loom), repr(transparent))]
+pub struct Racy<T: Pod>(Cell<T>);
+
+// SAFETY: all access goes through volatile copies of a `Pod` value; a
+// concurrent writer can at worst make a read see a torn (but valid) value.
+unsafe impl<T: Pod> Sync for Racy<T> {}
+// SAFETY: `Racy` owns a `Pod` value, which carries no thread affinity.
+unsafe impl<T: Pod> Send for Racy<T> {}
+
+impl<T: Pod> Racy<T> {
+    /// Wraps `value`.
+    pub fn new(value: T) -> Self {
+        Self(Cell::new(value))
+    }
+
+    /// A volatile copy of the current contents.
+    #[inline]
+    pub fn read(&self) -> T {
+        #[cfg(not(loom))]
+        {
+            // SAFETY: the cell is valid for reads for `&self`'s lifetime and
+            // `T: Pod` makes any bytes found there a valid `T`.
+            unsafe { self.0.get().read_volatile() }
+        }
+        #[cfg(loom)]
+        {
+            // SAFETY: as above; loom additionally checks for data races.
+            self.0.with(|p| unsafe { p.read_volatile() })
+        }
+    }
+
+    /// Overwrites the contents with a volatile copy of `value`.
+    #[inline]
+    pub fn write(&self, value: T) {
+        #[cfg(not(loom))]
+        {
+            // SAFETY: the cell is valid for writes for `&self`'s lifetime and
+            // no reference to its contents is ever handed out.
+            unsafe { self.0.get().write_volatile(value) }
+        }
+        #[cfg(loom)]
+        {
+            // SAFETY: as above; loom additionally checks for data races.
+            self.0.with_mut(|p| unsafe { p.write_volatile(value) })
+        }
+    }
+}
+
+impl<T: Pod + Default> Default for Racy<T> {
+    fn default() -> Self {
+        Self::new(T::default())
+    }
+}
+
+impl<T: Pod> fmt::Debug for Racy<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Racy(..)")
+    }
+}

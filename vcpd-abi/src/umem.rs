@@ -1,0 +1,123 @@
+//! User memory: every address read from shared memory is an allegation.
+//!
+//! The kernel reaches process memory only through [`UserMemory`], a trait
+//! the host kernel implements: it checks that a range is writable memory of
+//! the current process and translates it to a pointer the kernel may use.
+//! [`UserMemoryExt::user_ref`] is the one place that turns a checked address
+//! into a typed reference, and it only does so for [`SharedMem`] types:
+//! types made entirely of atomics and [`Racy`](crate::sync::Racy) cells, for
+//! which a shared reference stays sound while the process writes anything
+//! to the same bytes.
+
+use core::mem::{align_of, size_of};
+use core::ptr::NonNull;
+
+/// Access to the current process's user memory.
+///
+/// # Safety
+/// When [`translate`](Self::translate) returns `Some(p)` for `(addr, len)`:
+/// - `p` points to `len` bytes that are valid for reads and writes for as
+///   long as the `&self` borrow used for the call lasts (the host keeps them
+///   mapped, e.g. by holding the address space for the duration of a send);
+/// - those bytes belong to the current process and hold nothing the kernel
+///   relies on: the process may write anything there at any time;
+/// - `p` has the same alignment modulo 4096 as `addr`.
+///
+/// It must return `None` for any range not entirely inside the process's
+/// writable user memory, including ranges that wrap around the address space.
+pub unsafe trait UserMemory {
+    /// Checks `[addr, addr + len)` and returns a kernel pointer to it.
+    fn translate(&self, addr: usize, len: usize) -> Option<NonNull<u8>>;
+}
+
+// SAFETY: forwards to the referenced implementation, which keeps its promises.
+unsafe impl<M: UserMemory + ?Sized> UserMemory for &M {
+    fn translate(&self, addr: usize, len: usize) -> Option<NonNull<u8>> {
+        (**self).translate(addr, len)
+    }
+}
+
+/// Types a shared reference to user memory may have.
+///
+/// # Safety
+/// Outside `cfg(loom)`: every byte of the type is inside an atomic or a
+/// [`Racy`](crate::sync::Racy) cell (padding aside), and any bytes form a
+/// valid value. Then a `&Self` remains sound while another party writes
+/// arbitrary bytes to the same memory, and all-zero memory is a valid value.
+/// Under `cfg(loom)` the host must only hand out addresses of values
+/// actually constructed as `Self`.
+pub unsafe trait SharedMem {}
+
+/// Typed, checked access to user memory. Implemented for every
+/// [`UserMemory`]; not meant to be implemented by hand.
+pub trait UserMemoryExt: UserMemory {
+    /// A reference to the `T` at user address `addr`, or `None` if the
+    /// address is null, misaligned for `T`, or not entirely writable user
+    /// memory of the current process.
+    #[inline]
+    fn user_ref<T: SharedMem>(&self, addr: usize) -> Option<&T> {
+        if addr == 0 || addr % align_of::<T>() != 0 {
+            return None;
+        }
+        let p = self.translate(addr, size_of::<T>())?;
+        if p.as_ptr() as usize % align_of::<T>() != 0 {
+            return None;
+        }
+        // SAFETY: `translate` promised `size_of::<T>()` valid bytes for the
+        // lifetime of `&self`; the pointer is aligned (checked above); and
+        // `T: SharedMem` makes a shared reference sound under concurrent
+        // writes by the process and valid for any bytes found there.
+        Some(unsafe { p.cast::<T>().as_ref() })
+    }
+
+    /// A reference to element `index` of an array of `T` at user address
+    /// `base`. Overflowing address arithmetic yields `None`, not a wrap.
+    #[inline]
+    fn user_elem<T: SharedMem>(&self, base: usize, index: usize) -> Option<&T> {
+        let addr = index
+            .checked_mul(size_of::<T>())
+            .and_then(|off| base.checked_add(off))?;
+        self.user_ref(addr)
+    }
+}
+
+impl<M: UserMemory + ?Sized> UserMemoryExt for M {}
+
+macro_rules! shared_mem {
+    ($($t:ty),* $(,)?) => {
+        $(
+            // SAFETY: composed only of atomics (`SharedBool` is an atomic
+            // byte) and `Racy` cells of `Pod` data; see the type's fields.
+            unsafe impl SharedMem for $t {}
+        )*
+    };
+}
+
+shared_mem!(
+    crate::sync::AtomicU8,
+    crate::sync::AtomicU16,
+    crate::sync::AtomicU32,
+    crate::sync::AtomicI32,
+    crate::sync::AtomicU64,
+    crate::sync::AtomicUsize,
+    crate::sync::SharedBool,
+    crate::msg::SharedEventMsg,
+    crate::ucq::Ucq,
+    crate::ucq::UcqPageHeader,
+    crate::ucq::MsgContainer,
+    crate::ucq::UcqPage,
+    crate::ceq::Ceq,
+    crate::ceq::CeqEvent,
+    crate::evbitmap::EvBitmap,
+    crate::mbox::EventMbox,
+    crate::evq::EventQueue,
+    crate::evq::EventQueueBig,
+    crate::vcpd::UserContext,
+    crate::vcpd::AncillaryState,
+    crate::vcpd::Vcpd,
+);
+
+// SAFETY: an array of `SharedMem` values is `SharedMem`.
+unsafe impl<T: SharedMem, const N: usize> SharedMem for [T; N] {}
+// SAFETY: a `repr(C)` struct of an atomic array and a `SharedMem` array.
+unsafe impl<const V: usize> SharedMem for crate::procdata::ProcDataN<V> {}
