@@ -1,0 +1,211 @@
+//! The interrupt descriptor table and the dispatch of every vector.
+//!
+//! All 256 gates point at the assembly stubs of `asm/isr.S` (stable Rust has
+//! no `extern "x86-interrupt"`); the stubs save the registers and call
+//! [`dispatch`] with the vector and an [`InterruptFrame`]. One IDT is shared
+//! by all CPUs.
+//!
+//! - Vectors 0..32 are CPU exceptions: fatal, reported by exceptions.rs.
+//!   Double fault, NMI and machine check run on IST stacks (gdt.rs).
+//! - Vectors 0x20..=0xff are device interrupts and IPIs. Kernel code
+//!   registers a [`Handler`] per vector with [`register`]; after the handler
+//!   returns, the dispatcher signals end-of-interrupt to the local APIC, so
+//!   handlers never EOI themselves. An interrupt nobody registered is fatal
+//!   (a lost IPI would otherwise hang a scenario silently), except the
+//!   spurious vector and the masked 8259's spurious IRQs, which need no EOI.
+
+use core::arch::global_asm;
+
+use spin::{Once, RwLock};
+use x86_64::VirtAddr;
+use x86_64::instructions::interrupts;
+use x86_64::structures::idt::InterruptDescriptorTable;
+
+use crate::gdt::{IST_DOUBLE_FAULT, IST_MACHINE_CHECK, IST_NMI};
+
+global_asm!(
+    include_str!("asm/isr.S"),
+    dispatch = sym dispatch,
+    options(att_syntax)
+);
+
+/// First vector that is not a CPU exception.
+pub const FIRST_DEVICE_VECTOR: u8 = 0x20;
+/// The legacy 8259 PICs are remapped to 0x20..0x30 and masked (lapic.rs);
+/// only their spurious IRQ 7 / IRQ 15 can still arrive.
+pub const PIC_VECTORS: core::ops::RangeInclusive<u8> = 0x20..=0x2f;
+/// The local APIC's spurious-interrupt vector: no handler, no EOI.
+pub const SPURIOUS_VECTOR: u8 = 0xff;
+
+/// The registers of an interrupted context, as the stubs and the CPU left
+/// them on the stack (lowest address first). A handler may change them:
+/// `iretq` resumes whatever the frame says.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default)]
+#[allow(missing_docs)] // the fields are the registers they are named after
+pub struct InterruptFrame {
+    pub r15: u64,
+    pub r14: u64,
+    pub r13: u64,
+    pub r12: u64,
+    pub r11: u64,
+    pub r10: u64,
+    pub r9: u64,
+    pub r8: u64,
+    pub rbp: u64,
+    pub rdi: u64,
+    pub rsi: u64,
+    pub rdx: u64,
+    pub rcx: u64,
+    pub rbx: u64,
+    pub rax: u64,
+    /// The vector, pushed by the stub.
+    pub vector: u64,
+    /// The CPU's error code, or 0 for vectors without one.
+    pub error_code: u64,
+    pub rip: u64,
+    pub cs: u64,
+    pub rflags: u64,
+    pub rsp: u64,
+    pub ss: u64,
+}
+
+const _: () = assert!(core::mem::size_of::<InterruptFrame>() == 22 * 8);
+const _: () = assert!(core::mem::offset_of!(InterruptFrame, vector) == 15 * 8);
+
+/// A handler of a device or IPI vector. Runs with interrupts disabled, on
+/// the CPU that took the interrupt; must not block on a lock that code
+/// running with interrupts enabled on that CPU may hold.
+pub type Handler = fn(&mut InterruptFrame);
+
+static HANDLERS: RwLock<[Option<Handler>; 256]> = RwLock::new([None; 256]);
+static IDT: Once<InterruptDescriptorTable> = Once::new();
+
+/// Bytes between two entry stubs in `asm/isr.S`.
+const STUB_STRIDE: u64 = 16;
+
+/// Address of the entry stub of `vector`.
+fn stub(vector: u8) -> VirtAddr {
+    unsafe extern "C" {
+        static isr_stubs: u8;
+    }
+    VirtAddr::from_ptr(&raw const isr_stubs) + u64::from(vector) * STUB_STRIDE
+}
+
+fn build() -> InterruptDescriptorTable {
+    unsafe extern "C" {
+        static isr_stubs_end: u8;
+    }
+    // A stub that grew past 16 bytes would shift every later one.
+    let stubs_len = VirtAddr::from_ptr(&raw const isr_stubs_end) - stub(0);
+    assert_eq!(
+        stubs_len,
+        256 * STUB_STRIDE,
+        "isr.S: an entry stub is longer than 16 bytes"
+    );
+
+    let mut idt = InterruptDescriptorTable::new();
+    // SAFETY (for every `set_handler_addr` below): the address is the stub
+    // for exactly that vector, which handles the error-code convention of
+    // the vector, saves all registers and returns with `iretq`; the IST
+    // slots named exist in every CPU's TSS (gdt.rs).
+    macro_rules! exception {
+        ($($field:ident = $vector:literal),* $(,)?) => {
+            $(
+                // SAFETY: see above.
+                unsafe { idt.$field.set_handler_addr(stub($vector)) };
+            )*
+        };
+    }
+    exception!(
+        divide_error = 0,
+        debug = 1,
+        breakpoint = 3,
+        overflow = 4,
+        bound_range_exceeded = 5,
+        invalid_opcode = 6,
+        device_not_available = 7,
+        invalid_tss = 10,
+        segment_not_present = 11,
+        stack_segment_fault = 12,
+        general_protection_fault = 13,
+        page_fault = 14,
+        x87_floating_point = 16,
+        alignment_check = 17,
+        simd_floating_point = 19,
+        virtualization = 20,
+        cp_protection_exception = 21,
+        hv_injection_exception = 28,
+        vmm_communication_exception = 29,
+        security_exception = 30,
+    );
+    // SAFETY: see above; the IST indices are the TSS slots set up in gdt.rs.
+    unsafe {
+        idt.non_maskable_interrupt
+            .set_handler_addr(stub(2))
+            .set_stack_index(IST_NMI);
+        idt.double_fault
+            .set_handler_addr(stub(8))
+            .set_stack_index(IST_DOUBLE_FAULT);
+        idt.machine_check
+            .set_handler_addr(stub(18))
+            .set_stack_index(IST_MACHINE_CHECK);
+    }
+    for (i, entry) in idt
+        .slice_mut(FIRST_DEVICE_VECTOR..=255)
+        .iter_mut()
+        .enumerate()
+    {
+        let vector = FIRST_DEVICE_VECTOR + i as u8;
+        // SAFETY: see above.
+        unsafe { entry.set_handler_addr(stub(vector)) };
+    }
+    idt
+}
+
+/// Loads the shared IDT on this CPU (building it on first use).
+pub fn load() {
+    IDT.call_once(build).load();
+}
+
+/// Installs `handler` for `vector` (0x20..=0xfe) on all CPUs and returns the
+/// one it replaces.
+///
+/// # Panics
+/// If `vector` is an exception or the spurious vector.
+pub fn register(vector: u8, handler: Handler) -> Option<Handler> {
+    assert!(
+        vector >= FIRST_DEVICE_VECTOR && vector != SPURIOUS_VECTOR,
+        "vector {vector:#x} cannot take a handler"
+    );
+    // Interrupts off: a handler on this CPU must not find the lock held by
+    // the code it interrupted.
+    interrupts::without_interrupts(|| HANDLERS.write()[usize::from(vector)].replace(handler))
+}
+
+/// Removes the handler of `vector`; the vector becomes fatal again.
+pub fn unregister(vector: u8) -> Option<Handler> {
+    interrupts::without_interrupts(|| HANDLERS.write()[usize::from(vector)].take())
+}
+
+/// Called by `isr_common` for every interrupt and exception, on the stack
+/// the CPU chose, with interrupts disabled (all gates are interrupt gates).
+extern "C" fn dispatch(frame: &mut InterruptFrame) {
+    let vector = frame.vector as u8;
+    if vector < FIRST_DEVICE_VECTOR {
+        crate::exceptions::fatal(frame);
+    }
+    if vector == SPURIOUS_VECTOR {
+        return;
+    }
+    let handler = HANDLERS.read()[usize::from(vector)];
+    match handler {
+        Some(handler) => {
+            handler(frame);
+            crate::lapic::eoi();
+        }
+        // A masked 8259 still raises spurious IRQ 7/15: no EOI for those.
+        None if PIC_VECTORS.contains(&vector) => {}
+        None => crate::exceptions::unexpected_interrupt(frame),
+    }
+}

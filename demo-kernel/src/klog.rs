@@ -1,0 +1,46 @@
+//! The `log` backend: every record goes to the serial console, tagged with
+//! the CPU that logged it.
+//!
+//! The library crates (event-core, ucq, ...) report through `log`, e.g. a
+//! warning when a process hands the kernel a bad address; this makes those
+//! lines visible. The level comes from the kernel command line
+//! (`log=trace|debug|info|warn|error`, default `info`).
+
+use log::{LevelFilter, Log, Metadata, Record};
+
+struct SerialLogger;
+
+impl Log for SerialLogger {
+    fn enabled(&self, metadata: &Metadata<'_>) -> bool {
+        metadata.level() <= log::max_level()
+    }
+
+    fn log(&self, record: &Record<'_>) {
+        if !self.enabled(record.metadata()) {
+            return;
+        }
+        let cpu = crate::percpu::try_current().map_or(0, |cpu| cpu.index());
+        println!(
+            "[cpu{cpu} {:5} {}] {}",
+            record.level(),
+            record.target(),
+            record.args()
+        );
+    }
+
+    fn flush(&self) {}
+}
+
+static LOGGER: SerialLogger = SerialLogger;
+
+/// Installs the logger with the level named by `cmdline` (see module docs).
+pub fn init(cmdline: &str) {
+    let level = cmdline
+        .split(' ')
+        .find_map(|w| w.strip_prefix("log="))
+        .and_then(|l| l.parse().ok())
+        .unwrap_or(LevelFilter::Info);
+    // Fails only if a logger is already set, which would be ours.
+    let _ = log::set_logger(&LOGGER);
+    log::set_max_level(level);
+}

@@ -1,0 +1,147 @@
+//! demo-kernel: a small x86_64 kernel that shows how to adopt the
+//! vcpd-events crates, and proves event delivery end to end in QEMU.
+//!
+//! It boots from QEMU's `-kernel` (Multiboot v1), starts every CPU QEMU
+//! gives it, checks the platform, runs the event scenarios and leaves QEMU
+//! with a pass/fail status. The platform, one concept per module:
+//!
+//! | module | what |
+//! |---|---|
+//! | [`boot`] (+ `asm/boot.S`) | Multiboot header, 32-bit entry, page tables, long mode |
+//! | [`multiboot`] | the loader's memory map and command line |
+//! | [`serial`], [`klog`] | COM1 console, `print!`/`println!`, the `log` backend |
+//! | [`qemu`] | leaving QEMU with a status (`isa-debug-exit`) |
+//! | [`percpu`] | per-CPU data found through GS, stacks |
+//! | [`gdt`] | per-CPU GDT and TSS with IST stacks |
+//! | [`idt`] (+ `asm/isr.S`), [`exceptions`] | entry stubs, dispatch, handler registration, fatal reports |
+//! | [`memory`] | the 4 KiB frame allocator |
+//! | [`user_region`] | the process's memory: bounds and a page allocator |
+//! | [`fwcfg`] | CPU count from QEMU's fw_cfg |
+//! | [`lapic`] | the x2APIC (through the `apic` crate): IPIs, EOI, timer |
+//! | [`time`] | TSC calibration, delays, the periodic tick |
+//! | [`smp`] (+ `asm/trampoline.S`) | INIT-SIPI-SIPI and the AP entry |
+//! | [`jobs`] | running a function on another CPU |
+//! | [`checks`] | the platform self-checks |
+//! | [`scenarios`] | the event-delivery scenarios |
+//!
+//! Memory model: physical memory below 4 GiB is identity-mapped (see
+//! [`boot`]), so physical addresses are kernel pointers.
+
+#![no_std]
+#![no_main]
+
+#[macro_use]
+pub mod serial;
+pub mod boot;
+pub mod checks;
+pub mod exceptions;
+pub mod fwcfg;
+pub mod gdt;
+pub mod idt;
+pub mod jobs;
+pub mod klog;
+pub mod lapic;
+pub mod memory;
+pub mod multiboot;
+pub mod percpu;
+pub mod qemu;
+pub mod scenarios;
+pub mod smp;
+pub mod time;
+pub mod user_region;
+
+use core::fmt::Write;
+use core::panic::PanicInfo;
+
+use multiboot::BootInfo;
+use qemu::{QemuExit, exit_qemu};
+
+/// The BSP's path from boot to the verdict. `info_addr` is the Multiboot
+/// information (boot.rs has set up the console and this CPU's GS already).
+fn kmain(info_addr: usize) -> ! {
+    // SAFETY: `info_addr` is what the Multiboot loader passed (boot.rs
+    // checked the magic), and nothing has written to memory since, except
+    // .bss, which the loader does not place the information in.
+    let info = unsafe { BootInfo::parse(info_addr) };
+    klog::init(&info.cmdline);
+    println!(
+        "demo-kernel: booting (command line: {:?})",
+        info.cmdline.as_str()
+    );
+
+    // This CPU's tables first: from here on a fault is reported, not a
+    // triple fault.
+    gdt::init(percpu::current());
+    idt::load();
+
+    user_region::init(&info);
+    memory::init(&info, user_region::range());
+    let tsc_hz = time::calibrate_tsc();
+    log::info!("TSC: {} MHz", tsc_hz / 1_000_000);
+
+    if let Err(e) = lapic::init_bsp() {
+        fatal(format_args!("{e}"));
+    }
+    percpu::current().set_online();
+    // From here the BSP takes interrupts too: completion IPIs of jobs, and
+    // whatever the scenarios send it.
+    x86_64::instructions::interrupts::enable();
+
+    checks::memory_summary(&info);
+    checks::allocators();
+
+    let cpus = smp::start_aps();
+    checks::cpus_online(cpus);
+    checks::ipis();
+    checks::timer();
+
+    inject_fault(&info);
+
+    let failed = scenarios::run_all();
+    if failed > 0 {
+        println!("demo-kernel: FAILED ({failed} scenarios failed)");
+        exit_qemu(QemuExit::Failure);
+    }
+    println!("demo-kernel: all checks passed");
+    exit_qemu(QemuExit::Success)
+}
+
+/// `fault=pagefault` on the command line makes the kernel touch unmapped
+/// memory after the checks: a test that exceptions are reported readably.
+fn inject_fault(info: &BootInfo) {
+    if info.has_option("fault=pagefault") {
+        println!("injecting a page fault (fault=pagefault)");
+        // Nothing is mapped above 4 GiB (boot.rs).
+        let unmapped = 0x40_0000_0000 as *const u64;
+        // SAFETY: not sound to read, on purpose: the access faults before
+        // any value is produced, and the page-fault handler ends the run.
+        let _ = unsafe { unmapped.read_volatile() };
+        unreachable!("the read of unmapped memory did not fault");
+    }
+}
+
+/// Ends the run with a one-line reason; for failures that are the
+/// environment's, not a bug (e.g. a CPU model without x2APIC).
+pub fn fatal(reason: core::fmt::Arguments<'_>) -> ! {
+    let mut w = serial::panic_writer();
+    let _ = writeln!(w, "demo-kernel: FATAL: {reason}");
+    let _ = writeln!(w, "demo-kernel: FAILED");
+    exit_qemu(QemuExit::Failure)
+}
+
+#[panic_handler]
+fn panic(info: &PanicInfo<'_>) -> ! {
+    let cpu = percpu::try_current().map_or(0, |cpu| cpu.index());
+    let mut w = serial::panic_writer();
+    match info.location() {
+        Some(at) => {
+            let _ = write!(w, "\nPANIC on cpu {cpu} at {}:{}: ", at.file(), at.line());
+        }
+        None => {
+            let _ = write!(w, "\nPANIC on cpu {cpu}: ");
+        }
+    }
+    let _ = writeln!(w, "{}", info.message());
+    let _ = writeln!(w, "demo-kernel: FAILED");
+    exit_qemu(QemuExit::Failure)
+}

@@ -1,0 +1,205 @@
+//! Per-CPU data: one [`PerCpu`] per CPU, found through the GS base.
+//!
+//! `CPUS[i]` belongs to CPU index `i` (0 = the bootstrap processor, 1.. = the
+//! application processors in start order). Each CPU points its GS base at its
+//! own entry during bring-up ([`install`]); [`current`] then reads the index
+//! with one `gs`-relative load, no lock, no APIC access. Every field other
+//! CPUs may touch is an atomic or behind a `spin` primitive.
+//!
+//! Stacks are separate statics, so `PerCpu` stays small: the kernel stack of
+//! each AP (the BSP keeps its boot stack) and three IST stacks per CPU.
+//! There are no guard pages (the identity map uses 2 MiB pages): a stack
+//! overflow corrupts the neighbouring stack instead of faulting.
+
+use core::cell::UnsafeCell;
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+
+use spin::Once;
+use x86_64::VirtAddr;
+use x86_64::registers::model_specific::GsBase;
+use x86_64::structures::tss::TaskStateSegment;
+
+use crate::gdt::CpuGdt;
+use crate::jobs::Mailbox;
+
+/// The most CPUs the kernel runs; QEMU's extra CPUs stay asleep.
+pub const MAX_CPUS: usize = 16;
+/// Size of each AP's kernel stack.
+pub const KERNEL_STACK_SIZE: usize = 64 * 1024;
+/// Size of each interrupt-stack-table stack.
+pub const IST_STACK_SIZE: usize = 16 * 1024;
+/// IST stacks per CPU (double fault, NMI, machine check; see gdt.rs).
+pub const IST_STACKS_PER_CPU: usize = 3;
+
+/// The data area of one CPU.
+#[repr(C)]
+#[derive(Debug)]
+pub struct PerCpu {
+    /// This CPU's index. First field: [`current`] reads it at `gs:[0]`.
+    index: usize,
+    /// x2APIC id, recorded by the CPU itself once its APIC is on.
+    apic_id: AtomicU32,
+    /// Set by the CPU when it has finished bring-up and takes jobs and IPIs.
+    online: AtomicBool,
+    /// Fixed IPIs of the test vector this CPU received (checks.rs).
+    pub ipi_count: AtomicU64,
+    /// Local APIC timer interrupts this CPU received (time.rs).
+    pub timer_ticks: AtomicU64,
+    /// Work the BSP posts for this CPU (jobs.rs).
+    pub(crate) mailbox: Mailbox,
+    /// The TSS, with this CPU's IST stacks (gdt.rs).
+    pub(crate) tss: Once<TaskStateSegment>,
+    /// The GDT that holds the TSS descriptor (gdt.rs).
+    pub(crate) gdt: Once<CpuGdt>,
+}
+
+impl PerCpu {
+    const fn new(index: usize) -> Self {
+        Self {
+            index,
+            apic_id: AtomicU32::new(u32::MAX),
+            online: AtomicBool::new(false),
+            ipi_count: AtomicU64::new(0),
+            timer_ticks: AtomicU64::new(0),
+            mailbox: Mailbox::new(),
+            tss: Once::new(),
+            gdt: Once::new(),
+        }
+    }
+
+    /// The CPU index (0 = BSP).
+    pub fn index(&self) -> usize {
+        self.index
+    }
+
+    /// The x2APIC id, or `None` before the CPU has enabled its APIC.
+    pub fn apic_id(&self) -> Option<u32> {
+        match self.apic_id.load(Ordering::Acquire) {
+            u32::MAX => None,
+            id => Some(id),
+        }
+    }
+
+    /// Records the x2APIC id (called by the CPU itself).
+    pub(crate) fn set_apic_id(&self, id: u32) {
+        self.apic_id.store(id, Ordering::Release);
+    }
+
+    /// Whether the CPU finished bring-up.
+    pub fn is_online(&self) -> bool {
+        self.online.load(Ordering::Acquire)
+    }
+
+    /// Marks the CPU as up; pairs with the Acquire in [`Self::is_online`],
+    /// so whoever sees it online also sees its APIC id and tables.
+    pub(crate) fn set_online(&self) {
+        self.online.store(true, Ordering::Release);
+    }
+
+    /// Top of this CPU's kernel stack (the stack it runs on outside IST
+    /// handlers).
+    pub fn kernel_stack_top(&self) -> VirtAddr {
+        match self.index {
+            0 => {
+                unsafe extern "C" {
+                    // asm/boot.S
+                    static boot_stack_top: u8;
+                }
+                VirtAddr::from_ptr(&raw const boot_stack_top)
+            }
+            i => AP_STACKS[i - 1].top(),
+        }
+    }
+
+    /// Top of IST stack `n` (0..[`IST_STACKS_PER_CPU`]) of this CPU.
+    pub fn ist_stack_top(&self, n: usize) -> VirtAddr {
+        IST_STACKS[self.index][n].top()
+    }
+}
+
+/// Stack memory. Rust never reads or writes it: only the CPU that runs on
+/// it, through RSP. Hence the `UnsafeCell` (the bytes change) and the
+/// manual `Sync` (no Rust-visible data races are possible).
+#[repr(C, align(16))]
+struct Stack<const N: usize>(UnsafeCell<[u8; N]>);
+
+// SAFETY: see the type's doc: Rust code only ever takes the address.
+unsafe impl<const N: usize> Sync for Stack<N> {}
+
+impl<const N: usize> Stack<N> {
+    const fn new() -> Self {
+        Self(UnsafeCell::new([0; N]))
+    }
+
+    fn top(&self) -> VirtAddr {
+        VirtAddr::from_ptr(self.0.get()) + N as u64
+    }
+}
+
+static CPUS: [PerCpu; MAX_CPUS] = {
+    let mut cpus = [const { PerCpu::new(0) }; MAX_CPUS];
+    let mut i = 0;
+    while i < MAX_CPUS {
+        cpus[i].index = i;
+        i += 1;
+    }
+    cpus
+};
+
+static AP_STACKS: [Stack<KERNEL_STACK_SIZE>; MAX_CPUS - 1] = [const { Stack::new() }; MAX_CPUS - 1];
+
+static IST_STACKS: [[Stack<IST_STACK_SIZE>; IST_STACKS_PER_CPU]; MAX_CPUS] =
+    [const { [const { Stack::new() }; IST_STACKS_PER_CPU] }; MAX_CPUS];
+
+/// The data area of CPU `index`.
+///
+/// # Panics
+/// If `index >= MAX_CPUS`.
+pub fn cpu(index: usize) -> &'static PerCpu {
+    &CPUS[index]
+}
+
+/// All data areas, online or not.
+pub fn all() -> &'static [PerCpu] {
+    &CPUS
+}
+
+/// Points this CPU's GS base at `CPUS[index]`. Each CPU calls it once,
+/// early in bring-up, before [`current`] is used.
+pub fn install(index: usize) -> &'static PerCpu {
+    let cpu = &CPUS[index];
+    GsBase::write(VirtAddr::from_ptr(cpu));
+    cpu
+}
+
+/// The running CPU's data area.
+///
+/// Only valid after [`install`] on this CPU (boot.rs does it first thing on
+/// the BSP, smp.rs on each AP).
+pub fn current() -> &'static PerCpu {
+    let index: usize;
+    // SAFETY: after `install`, GS points at a `PerCpu` whose first field,
+    // `index`, never changes; reading it has no side effects.
+    unsafe {
+        core::arch::asm!("mov {}, gs:[0]", out(reg) index, options(nostack, readonly, preserves_flags));
+    }
+    &CPUS[index]
+}
+
+/// The running CPU's data area if [`install`] ran on it, checked through
+/// the GS base MSR. For the panic path, which may run before `install`.
+pub fn try_current() -> Option<&'static PerCpu> {
+    let base = GsBase::read().as_u64() as usize;
+    CPUS.iter()
+        .find(|cpu| core::ptr::from_ref(*cpu) as usize == base)
+}
+
+/// Index of the running CPU.
+pub fn current_index() -> usize {
+    current().index
+}
+
+/// The online CPUs.
+pub fn online() -> impl Iterator<Item = &'static PerCpu> {
+    CPUS.iter().filter(|cpu| cpu.is_online())
+}

@@ -1,0 +1,130 @@
+//! Starting the application processors: INIT-SIPI-SIPI and a trampoline.
+//!
+//! The BSP learns the CPU count from fw_cfg, copies `asm/trampoline.S` to
+//! physical [`TRAMPOLINE_BASE`] (below 1 MiB, page-aligned: a SIPI can only
+//! start a CPU at `vector << 12`), and starts the APs one at a time: fill in
+//! the trampoline's parameter block (page tables, stack, CPU index, entry),
+//! send INIT, wait 10 ms, send SIPI twice (the second is ignored by a CPU
+//! the first one started), and wait for the AP to report online. One at a
+//! time because all APs share the one parameter block.
+//!
+//! APIC ids: QEMU numbers CPUs' APIC ids 0..N in `-smp N` order (with the
+//! default topology), so CPU index `i` is started at APIC id `i`. Each AP
+//! then records the id it actually has; a different topology that skips
+//! ids would show up as an AP that never comes online.
+
+use core::arch::global_asm;
+
+use crate::percpu::{self, MAX_CPUS};
+use crate::{boot, fwcfg, gdt, idt, jobs, lapic, time};
+
+global_asm!(include_str!("asm/trampoline.S"), options(att_syntax));
+
+/// Where the trampoline runs.
+pub const TRAMPOLINE_BASE: usize = 0x8000;
+/// The SIPI vector: the page number of [`TRAMPOLINE_BASE`].
+const SIPI_VECTOR: u8 = (TRAMPOLINE_BASE >> 12) as u8;
+/// How long an AP may take from SIPI to online (TCG on a busy host is slow).
+const AP_START_TIMEOUT_US: u64 = 2_000_000;
+
+/// The parameter block at the end of the trampoline (`ap_trampoline_params`).
+#[repr(C)]
+struct TrampolineParams {
+    cr3: u64,
+    stack_top: u64,
+    entry: u64,
+    cpu_index: u64,
+}
+
+unsafe extern "C" {
+    static ap_trampoline_start: u8;
+    static ap_trampoline_params: u8;
+    static ap_trampoline_end: u8;
+}
+
+/// Starts every CPU QEMU reports (up to [`MAX_CPUS`]) and returns how many
+/// are online, the BSP included. Runs on the BSP after its own APIC, IDT and
+/// the TSC calibration are set up.
+///
+/// # Panics
+/// If an AP does not come online in time.
+pub fn start_aps() -> usize {
+    let reported = fwcfg::cpu_count().unwrap_or_else(|| {
+        log::warn!("no fw_cfg: assuming a single CPU");
+        1
+    });
+    let count = if reported > MAX_CPUS {
+        log::warn!("QEMU started {reported} CPUs; demo-kernel runs the first {MAX_CPUS}");
+        MAX_CPUS
+    } else {
+        reported
+    };
+    if count > 1 {
+        install_trampoline();
+    }
+    for index in 1..count {
+        start_ap(index);
+    }
+    count
+}
+
+/// Copies the trampoline to [`TRAMPOLINE_BASE`].
+fn install_trampoline() {
+    let start = &raw const ap_trampoline_start;
+    let len = (&raw const ap_trampoline_end) as usize - start as usize;
+    assert!(len <= 4096, "AP trampoline larger than a page");
+    // SAFETY: [0x8000, 0x9000) is conventional memory below the kernel that
+    // no allocator hands out (memory.rs starts above the kernel image), and
+    // the Multiboot information was copied out before (main.rs). The source
+    // is the trampoline's bytes in the kernel image.
+    unsafe { core::ptr::copy_nonoverlapping(start, TRAMPOLINE_BASE as *mut u8, len) };
+}
+
+fn start_ap(index: usize) {
+    let cpu = percpu::cpu(index);
+    let params_offset =
+        (&raw const ap_trampoline_params) as usize - (&raw const ap_trampoline_start) as usize;
+    let params = (TRAMPOLINE_BASE + params_offset) as *mut TrampolineParams;
+    let entry: extern "C" fn(usize) -> ! = ap_entry;
+    // SAFETY: the block lies inside the copied trampoline page, is 8-byte
+    // aligned (`.balign 8`), and no AP reads it now: the previous AP is
+    // online, so it has left the trampoline, and the next is not started.
+    // Volatile: an AP reads it, behind the compiler's back.
+    unsafe {
+        params.write_volatile(TrampolineParams {
+            cr3: boot::boot_page_table(),
+            stack_top: cpu.kernel_stack_top().as_u64(),
+            entry: entry as usize as u64,
+            cpu_index: index as u64,
+        });
+    }
+
+    let apic_id = index as u32;
+    lapic::send_init(apic_id);
+    time::delay_us(10_000);
+    lapic::send_sipi(apic_id, SIPI_VECTOR);
+    time::delay_us(200);
+    if !cpu.is_online() {
+        lapic::send_sipi(apic_id, SIPI_VECTOR);
+    }
+    let start = time::now_ns();
+    while !cpu.is_online() {
+        assert!(
+            time::now_ns() - start < AP_START_TIMEOUT_US * 1000,
+            "CPU {index} (APIC id {apic_id}) did not come online after INIT-SIPI-SIPI"
+        );
+        core::hint::spin_loop();
+    }
+}
+
+/// The Rust entry of an AP, called by the trampoline in long mode on the
+/// AP's own kernel stack, interrupts off.
+extern "C" fn ap_entry(index: usize) -> ! {
+    let cpu = percpu::install(index);
+    gdt::init(cpu);
+    idt::load();
+    lapic::init_ap();
+    cpu.set_online();
+    log::debug!("cpu {index} online, APIC id {:?}", cpu.apic_id());
+    jobs::ap_idle_loop()
+}
