@@ -5,7 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Library crates: each must build for bare metal as well as for the host.
-LIB_CRATES=(vcpd-abi)
+LIB_CRATES=(vcpd-abi ucq)
+# Crates with loom models (tests/loom.rs), model-checked under cfg(loom).
+LOOM_CRATES=(ucq)
 
 step() { printf '\n==> %s\n' "$*"; }
 
@@ -22,5 +24,11 @@ done
 
 step "tests (host)"
 cargo test --workspace --exclude demo-kernel --locked
+
+step "loom models"
+loom_args=()
+for c in "${LOOM_CRATES[@]}"; do loom_args+=(-p "$c"); done
+RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=2 \
+    cargo test --locked --release --target-dir target/loom "${loom_args[@]}" --test loom
 
 printf '\nAll checks passed.\n'

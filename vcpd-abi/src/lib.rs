@@ -40,6 +40,7 @@ pub mod msg;
 pub mod procdata;
 pub mod sync;
 pub mod ucq;
+pub mod ulock;
 pub mod umem;
 pub mod vcpd;
 
@@ -59,6 +60,7 @@ pub use sync::{Pod, Racy, SharedBool};
 pub use ucq::{
     MsgContainer, NR_MSG_PER_PAGE, PAGE_SIZE, Slot, Ucq, UcqPage, UcqPageHeader, slot_is_good,
 };
+pub use ulock::UserLock;
 pub use umem::{SharedMem, UserMemory, UserMemoryExt};
 pub use vcpd::{AncillaryState, HwTrapframe, SwTrapframe, UserContext, Vcpd, VmTrapframe};
 

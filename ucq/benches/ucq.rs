@@ -1,0 +1,196 @@
+//! UCQ throughput and latency against general-purpose unbounded queues,
+//! measured in the same run, printed as ratios.
+//!
+//! `cargo bench -p ucq` (or `cargo bench -p ucq -- --quick`). Peers:
+//! `crossbeam_queue::SegQueue` and `concurrent_queue::ConcurrentQueue::unbounded`,
+//! carrying the same 24-byte `EventMsg`. Trials of the contenders are
+//! interleaved and the median is reported, because the machine is noisy.
+//! The UCQ pays for things the peers do not: every address is checked
+//! against the process's range and the memory layout is fixed by the ABI.
+
+#![allow(missing_docs)] // a benchmark binary
+#![allow(clippy::print_stdout)] // it reports by printing
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::thread;
+use std::time::Instant;
+
+use concurrent_queue::ConcurrentQueue;
+use crossbeam_queue::SegQueue;
+use ucq::{ArenaHost, UcqStats, UserPageAlloc};
+use vcpd_abi::{EventMsg, Ucq, UserMemoryExt};
+
+trait Queue: Send + Sync {
+    const NAME: &'static str;
+    fn new() -> Self;
+    fn push(&self, m: EventMsg);
+    fn pop(&self) -> Option<EventMsg>;
+}
+
+struct UcqQueue {
+    host: ArenaHost,
+    addr: usize,
+    stats: UcqStats,
+}
+
+impl UcqQueue {
+    fn q(&self) -> &Ucq {
+        self.host.user_ref(self.addr).expect("ucq in arena")
+    }
+}
+
+impl Queue for UcqQueue {
+    const NAME: &'static str = "ucq";
+    fn new() -> Self {
+        let host = ArenaHost::new(256 << 20);
+        let addr = host.arena.alloc(size_of::<Ucq>(), 64).unwrap();
+        let q = Self {
+            host,
+            addr,
+            stats: UcqStats::new(),
+        };
+        let (a, b) = (
+            q.host.alloc_user_page().unwrap(),
+            q.host.alloc_user_page().unwrap(),
+        );
+        ucq::init(q.q(), a, b).unwrap();
+        q
+    }
+    fn push(&self, m: EventMsg) {
+        ucq::send(self.q(), &m, &self.host, &self.stats).expect("send");
+    }
+    fn pop(&self) -> Option<EventMsg> {
+        ucq::try_recv(self.q(), &self.host)
+    }
+}
+
+impl Queue for SegQueue<EventMsg> {
+    const NAME: &'static str = "crossbeam SegQueue";
+    fn new() -> Self {
+        SegQueue::new()
+    }
+    fn push(&self, m: EventMsg) {
+        SegQueue::push(self, m);
+    }
+    fn pop(&self) -> Option<EventMsg> {
+        SegQueue::pop(self)
+    }
+}
+
+impl Queue for ConcurrentQueue<EventMsg> {
+    const NAME: &'static str = "concurrent-queue unbounded";
+    fn new() -> Self {
+        ConcurrentQueue::unbounded()
+    }
+    fn push(&self, m: EventMsg) {
+        ConcurrentQueue::push(self, m).expect("unbounded");
+    }
+    fn pop(&self) -> Option<EventMsg> {
+        ConcurrentQueue::pop(self).ok()
+    }
+}
+
+/// Nanoseconds per message for `total` messages through `p` producers and
+/// `c` consumers.
+fn mpmc<Q: Queue + 'static>(p: usize, c: usize, total: usize) -> f64 {
+    let q = Arc::new(Q::new());
+    let done = Arc::new(AtomicUsize::new(0));
+    let per = total / p;
+    let start = Instant::now();
+    let mut threads = Vec::new();
+    for id in 0..p {
+        let q = q.clone();
+        threads.push(thread::spawn(move || {
+            for i in 0..per {
+                q.push(EventMsg::new(1).with_arg1(id as u16).with_arg4(i as u64));
+            }
+        }));
+    }
+    for _ in 0..c {
+        let (q, done) = (q.clone(), done.clone());
+        threads.push(thread::spawn(move || {
+            while done.load(Ordering::Relaxed) < per * p {
+                if q.pop().is_some() {
+                    done.fetch_add(1, Ordering::Relaxed);
+                } else {
+                    std::hint::spin_loop();
+                }
+            }
+        }));
+    }
+    for t in threads {
+        t.join().unwrap();
+    }
+    start.elapsed().as_nanos() as f64 / (per * p) as f64
+}
+
+/// Nanoseconds per send+receive pair on one thread, with a short backlog.
+fn single<Q: Queue>(n: usize) -> f64 {
+    let q = Q::new();
+    let start = Instant::now();
+    for i in 0..n {
+        q.push(EventMsg::new(1).with_arg4(i as u64));
+        if i % 8 == 7 {
+            for _ in 0..8 {
+                std::hint::black_box(q.pop());
+            }
+        }
+    }
+    start.elapsed().as_nanos() as f64 / n as f64
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn compare(label: &str, trials: usize, f: [&dyn Fn() -> f64; 3]) {
+    let mut r = [vec![], vec![], vec![]];
+    for _ in 0..trials {
+        for (k, g) in f.iter().enumerate() {
+            r[k].push(g());
+        }
+    }
+    let [u, s, c] = r.map(median);
+    println!(
+        "{label:<28} ucq {u:8.1} ns/msg | {} {s:8.1} ({:.2}x ucq) | {} {c:8.1} ({:.2}x ucq)",
+        <SegQueue<EventMsg> as Queue>::NAME,
+        s / u,
+        <ConcurrentQueue<EventMsg> as Queue>::NAME,
+        c / u
+    );
+}
+
+fn main() {
+    let quick = std::env::args().any(|a| a == "--quick");
+    let (trials, total) = if quick { (3, 200_000) } else { (7, 2_000_000) };
+    println!(
+        "UCQ vs peers ({} trials each, median; ratio = peer time / ucq time, >1 means ucq is faster)",
+        trials
+    );
+    println!(
+        "machine: {} CPUs",
+        thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    compare(
+        "single thread send+recv",
+        trials,
+        [
+            &|| single::<UcqQueue>(total),
+            &|| single::<SegQueue<EventMsg>>(total),
+            &|| single::<ConcurrentQueue<EventMsg>>(total),
+        ],
+    );
+    for (p, c) in [(1, 1), (2, 2)] {
+        compare(
+            &format!("{p} producer(s) / {c} consumer(s)"),
+            trials,
+            [
+                &|| mpmc::<UcqQueue>(p, c, total),
+                &|| mpmc::<SegQueue<EventMsg>>(p, c, total),
+                &|| mpmc::<ConcurrentQueue<EventMsg>>(p, c, total),
+            ],
+        );
+    }
+}

@@ -1,0 +1,46 @@
+//! What the UCQ needs from its environment.
+//!
+//! Producer side (the kernel): [`UserMemory`] to check every address,
+//! [`UserPageAlloc`] for new pages, and [`UcqLocks`] for the page-switch
+//! lock. Consumer side (the process): [`ConsumerHost`] for spin-wait
+//! relaxation and for handing back surplus pages.
+//!
+//! None of these is an `unsafe trait`: the producer validates every page it
+//! is given through [`UserMemory`] (itself an `unsafe trait`), so a broken
+//! allocator or lock can corrupt the process's queue but never the kernel.
+
+use vcpd_abi::UserMemory;
+
+/// Allocation of fresh user pages for a growing UCQ.
+pub trait UserPageAlloc {
+    /// Maps a zeroed, page-aligned, writable page into the current process
+    /// and returns its user address, or `None` when out of memory.
+    fn alloc_user_page(&self) -> Option<usize>;
+}
+
+/// The producers' page-switch lock, kept in the kernel and keyed by the
+/// UCQ's address (a lock in user memory could be held forever by the process).
+pub trait UcqLocks {
+    /// Runs `f` while holding the lock for `key`. Different keys may share a
+    /// lock (a hash lock is fine); the lock must not be held across sends.
+    /// If sends can happen with interrupts enabled and interrupt handlers can
+    /// also send, the implementation must disable interrupts while held.
+    fn with_ucq_lock<R>(&self, key: usize, f: impl FnOnce() -> R) -> R;
+}
+
+/// Everything the producer needs.
+pub trait ProducerHost: UserMemory + UserPageAlloc + UcqLocks {}
+impl<T: UserMemory + UserPageAlloc + UcqLocks + ?Sized> ProducerHost for T {}
+
+/// What the consumer needs from the process's runtime.
+pub trait ConsumerHost {
+    /// Called in every iteration of a consumer spin-wait (waiting for a
+    /// producer to finish a message or another consumer to finish a page).
+    /// A runtime may check there whether the vcore it waits for was preempted.
+    fn relax(&self) {
+        vcpd_abi::sync::spin_loop();
+    }
+
+    /// Takes back a page the queue no longer needs (unmap or recycle it).
+    fn free_page(&self, page: usize);
+}

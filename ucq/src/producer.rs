@@ -1,0 +1,196 @@
+//! The producer half: what a kernel runs to post a message into a UCQ that
+//! lives in an untrusted process's memory.
+//!
+//! Fast path: one fetch-and-add on `prod_idx` claims a slot. When the slot
+//! is past the end of its page, the producer sets `prod_overflow` (so others
+//! skip the doomed fetch-and-add) and takes the kernel-side lock for this
+//! UCQ; under it, whoever finds the slot still bad links a new page (the
+//! process's spare, or a fresh one from the host) and restarts `prod_idx` at
+//! slot 1 of it, keeping slot 0 for itself. Every producer that takes the
+//! lock therefore leaves with a good slot: scribbling on `prod_idx` can make
+//! the process lose its own messages, never starve a kernel thread. No loop
+//! here depends on a value the process controls.
+
+use core::fmt;
+
+use log::warn;
+use vcpd_abi::sync::Ordering;
+use vcpd_abi::ucq::{PAGE_OFFSET_MASK, UCQ_WARN_THRESH};
+use vcpd_abi::{EventMsg, MsgContainer, Slot, Ucq, UcqPage, UserMemoryExt};
+
+use crate::host::ProducerHost;
+use crate::stats::{UcqStats, bump};
+
+/// Why a message was not delivered. Each is that message's loss alone.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SendError {
+    /// The process has not set the queue up yet (`ucq_ready` clear).
+    NotReady,
+    /// The container of the claimed slot is not writable user memory.
+    BadSlot(usize),
+    /// The page being left is not writable user memory.
+    BadOldPage(usize),
+    /// The spare page the process offered is unaligned or not its memory.
+    BadSparePage(usize),
+    /// The host could not allocate a page.
+    OutOfPages,
+}
+
+impl fmt::Display for SendError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::NotReady => f.write_str("UCQ not initialised by the process"),
+            Self::BadSlot(a) => write!(f, "UCQ slot container {a:#x} is not user memory"),
+            Self::BadOldPage(a) => write!(f, "UCQ page {a:#x} is not user memory"),
+            Self::BadSparePage(a) => write!(f, "UCQ spare page {a:#x} is not a user page"),
+            Self::OutOfPages => f.write_str("no memory for a new UCQ page"),
+        }
+    }
+}
+
+impl core::error::Error for SendError {}
+
+/// Posts `msg` into `ucq`.
+///
+/// `ucq` must already have been checked as user memory (e.g. obtained with
+/// [`UserMemoryExt::user_ref`]); every page and container address read from
+/// it is checked again here. The caller must have the process's address
+/// space current, as `host` requires. Never panics and never loops on a
+/// value the process controls; the lock is held only for the page switch.
+pub fn send<H: ProducerHost + ?Sized>(
+    ucq: &Ucq,
+    msg: &EventMsg,
+    host: &H,
+    stats: &UcqStats,
+) -> Result<(), SendError> {
+    let result = claim_slot(ucq, host, stats).and_then(|slot| {
+        let container = host.user_ref::<MsgContainer>(slot.container_addr());
+        container.ok_or(SendError::BadSlot(slot.container_addr()))
+    });
+    match result {
+        Ok(container) => {
+            container.ev_msg.write(msg);
+            // Publish: the consumer that claimed this slot spins on `ready`
+            // and acquire-reads it before copying the message out.
+            container.ready.store(true, Ordering::Release);
+            bump(&stats.posted);
+            Ok(())
+        }
+        Err(e) => {
+            match e {
+                SendError::NotReady => bump(&stats.dropped_not_ready),
+                SendError::OutOfPages => bump(&stats.dropped_no_memory),
+                _ => bump(&stats.dropped_bad_addr),
+            }
+            if e != SendError::NotReady {
+                warn!(
+                    "ucq {:#x}: {e}; message type {} dropped",
+                    ucq as *const Ucq as usize, msg.ev_type
+                );
+            }
+            Err(e)
+        }
+    }
+}
+
+fn claim_slot<H: ProducerHost + ?Sized>(
+    ucq: &Ucq,
+    host: &H,
+    stats: &UcqStats,
+) -> Result<Slot, SendError> {
+    // Acquire pairs with the consumer's release in `init`: a ready queue's
+    // indices and pages are visible.
+    if !ucq.ucq_ready.load(Ordering::Acquire) {
+        return Err(SendError::NotReady);
+    }
+    // While someone switches pages, skip the fetch-and-add: it could only
+    // fail, and each failure pushes the 12-bit slot counter towards a carry
+    // into the page bits.
+    if !ucq.prod_overflow.load(Ordering::Relaxed) {
+        // AcqRel: acquire the page the last switcher published with its
+        // release store of `prod_idx`, so our writes to it come after the
+        // reset of its header and containers.
+        let slot = Slot(ucq.prod_idx.fetch_add(1, Ordering::AcqRel));
+        if slot.is_good() {
+            return Ok(slot);
+        }
+        ucq.prod_overflow.store(true, Ordering::Relaxed);
+        if slot.index() > 3000 && slot.index() <= PAGE_OFFSET_MASK {
+            warn!(
+                "ucq {:#x}: slot counter at {}, the queue is probably corrupt",
+                ucq as *const Ucq as usize,
+                slot.index()
+            );
+        }
+    }
+    bump(&stats.slow_paths);
+    host.with_ucq_lock(ucq as *const Ucq as usize, || {
+        let result = switch_page(ucq, host, stats);
+        // Let fast-path producers back in, whatever happened: on success the
+        // new page has room; on failure the next producer retries the switch.
+        ucq.prod_overflow.store(false, Ordering::Relaxed);
+        result
+    })
+}
+
+/// Under the lock: claim a slot again (someone may have switched already),
+/// or switch to a new page and keep its slot 0.
+fn switch_page<H: ProducerHost + ?Sized>(
+    ucq: &Ucq,
+    host: &H,
+    stats: &UcqStats,
+) -> Result<Slot, SendError> {
+    let slot = Slot(ucq.prod_idx.fetch_add(1, Ordering::AcqRel));
+    if slot.is_good() {
+        return Ok(slot);
+    }
+    // The page we are leaving; check it before writing its link.
+    let old_addr = slot.page();
+    let old_page = host
+        .user_ref::<UcqPage>(old_addr)
+        .ok_or(SendError::BadOldPage(old_addr))?;
+    // Acquire pairs with the consumer's release swap when it recycled the
+    // page: its header and `ready` flags were reset before it became spare.
+    let spare = ucq.spare_pg.swap(0, Ordering::AcqRel);
+    let new_addr = if spare != 0 {
+        bump(&stats.spares_used);
+        spare
+    } else {
+        let extra = ucq.nr_extra_pgs.fetch_add(1, Ordering::Relaxed);
+        if extra == UCQ_WARN_THRESH + 1 {
+            warn!(
+                "ucq {:#x}: over {UCQ_WARN_THRESH} extra pages",
+                ucq as *const Ucq as usize
+            );
+        }
+        match host.alloc_user_page() {
+            Some(p) => {
+                bump(&stats.pages_allocated);
+                p
+            }
+            None => {
+                ucq.nr_extra_pgs.fetch_sub(1, Ordering::Relaxed);
+                return Err(SendError::OutOfPages);
+            }
+        }
+    };
+    // The spare comes from the process, and even the host's page is checked:
+    // we are about to write to it.
+    let new_page = match host.user_ref::<UcqPage>(new_addr) {
+        Some(p) if new_addr & PAGE_OFFSET_MASK == 0 => p,
+        _ => return Err(SendError::BadSparePage(new_addr)),
+    };
+    new_page.header.cons_next_pg.store(0, Ordering::Relaxed);
+    new_page.header.nr_cons.store(0, Ordering::Relaxed);
+    // Release: a consumer that follows the link sees the reset header.
+    old_page
+        .header
+        .cons_next_pg
+        .store(new_addr, Ordering::Release);
+    // Slot 0 is ours; producers restart at 1. Release publishes the page's
+    // reset state to every producer that claims a slot on it.
+    ucq.prod_idx
+        .store(Slot::new(new_addr, 1).0, Ordering::Release);
+    bump(&stats.page_switches);
+    Ok(Slot::new(new_addr, 0))
+}

@@ -1,0 +1,80 @@
+//! Producer-side counters a kernel can read (per process or global).
+
+use core::sync::atomic::{AtomicU64, Ordering};
+
+/// UCQ producer counters. Plain `core` atomics in kernel memory (never
+/// model-checked: they are statistics, not part of the protocol).
+#[derive(Debug, Default)]
+pub struct UcqStats {
+    /// Messages written into a container and published.
+    pub posted: AtomicU64,
+    /// Sends that went through the page-switch lock.
+    pub slow_paths: AtomicU64,
+    /// Page switches performed (old page linked to a new one).
+    pub page_switches: AtomicU64,
+    /// Page switches that reused the process's spare page.
+    pub spares_used: AtomicU64,
+    /// Pages newly allocated by the kernel.
+    pub pages_allocated: AtomicU64,
+    /// Messages dropped because the queue was not initialised.
+    pub dropped_not_ready: AtomicU64,
+    /// Messages dropped because an address in the queue failed its check.
+    pub dropped_bad_addr: AtomicU64,
+    /// Messages dropped because no page could be allocated.
+    pub dropped_no_memory: AtomicU64,
+}
+
+/// A plain snapshot of [`UcqStats`].
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[allow(missing_docs)] // mirrors the documented fields of `UcqStats`
+pub struct UcqStatsSnapshot {
+    pub posted: u64,
+    pub slow_paths: u64,
+    pub page_switches: u64,
+    pub spares_used: u64,
+    pub pages_allocated: u64,
+    pub dropped_not_ready: u64,
+    pub dropped_bad_addr: u64,
+    pub dropped_no_memory: u64,
+}
+
+impl UcqStats {
+    /// All counters zero.
+    pub const fn new() -> Self {
+        Self {
+            posted: AtomicU64::new(0),
+            slow_paths: AtomicU64::new(0),
+            page_switches: AtomicU64::new(0),
+            spares_used: AtomicU64::new(0),
+            pages_allocated: AtomicU64::new(0),
+            dropped_not_ready: AtomicU64::new(0),
+            dropped_bad_addr: AtomicU64::new(0),
+            dropped_no_memory: AtomicU64::new(0),
+        }
+    }
+
+    /// Reads every counter (each individually; not one atomic snapshot).
+    pub fn snapshot(&self) -> UcqStatsSnapshot {
+        let r = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        UcqStatsSnapshot {
+            posted: r(&self.posted),
+            slow_paths: r(&self.slow_paths),
+            page_switches: r(&self.page_switches),
+            spares_used: r(&self.spares_used),
+            pages_allocated: r(&self.pages_allocated),
+            dropped_not_ready: r(&self.dropped_not_ready),
+            dropped_bad_addr: r(&self.dropped_bad_addr),
+            dropped_no_memory: r(&self.dropped_no_memory),
+        }
+    }
+
+    /// Total messages dropped, for any reason.
+    pub fn dropped(&self) -> u64 {
+        let s = self.snapshot();
+        s.dropped_not_ready + s.dropped_bad_addr + s.dropped_no_memory
+    }
+}
+
+pub(crate) fn bump(c: &AtomicU64) {
+    c.fetch_add(1, Ordering::Relaxed);
+}

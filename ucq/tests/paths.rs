@@ -1,0 +1,291 @@
+//! One test per producer/consumer path of the UCQ, single-threaded, on the
+//! simulated process arena.
+
+#![cfg(not(loom))]
+
+use core::sync::atomic::Ordering;
+
+use ucq::{ArenaHost, SendError, UcqStats, UserPageAlloc};
+use vcpd_abi::ucq::{NR_MSG_PER_PAGE, PAGE_SIZE};
+use vcpd_abi::{EventMsg, Slot, Ucq, UcqPage, UserMemoryExt};
+
+struct Setup {
+    host: ArenaHost,
+    ucq_addr: usize,
+    stats: UcqStats,
+}
+
+impl Setup {
+    fn new() -> Self {
+        let host = ArenaHost::new(256 * PAGE_SIZE);
+        let ucq_addr = host.arena.alloc(size_of::<Ucq>(), 64).unwrap();
+        Self {
+            host,
+            ucq_addr,
+            stats: UcqStats::new(),
+        }
+    }
+
+    fn ucq(&self) -> &Ucq {
+        self.host.user_ref::<Ucq>(self.ucq_addr).unwrap()
+    }
+
+    fn init(&self) -> (usize, usize) {
+        let a = self.host.alloc_user_page().unwrap();
+        let b = self.host.alloc_user_page().unwrap();
+        ucq::init(self.ucq(), a, b).unwrap();
+        (a, b)
+    }
+
+    fn send(&self, n: u64) -> Result<(), SendError> {
+        ucq::send(self.ucq(), &msg(n), &self.host, &self.stats)
+    }
+
+    fn recv(&self) -> Option<EventMsg> {
+        ucq::try_recv(self.ucq(), &self.host)
+    }
+
+    fn page(&self, addr: usize) -> &UcqPage {
+        self.host.user_ref::<UcqPage>(addr).unwrap()
+    }
+}
+
+fn msg(n: u64) -> EventMsg {
+    EventMsg::new(7)
+        .with_arg2(n as u32)
+        .with_arg3(n as usize)
+        .with_arg4(n)
+}
+
+#[test]
+fn uninitialised_queue_drops_and_counts() {
+    let s = Setup::new();
+    assert_eq!(s.send(1), Err(SendError::NotReady));
+    assert_eq!(s.stats.snapshot().dropped_not_ready, 1);
+    assert!(s.recv().is_none());
+    assert!(ucq::is_empty(s.ucq()));
+}
+
+#[test]
+fn init_rejects_bad_pages() {
+    let s = Setup::new();
+    let p = s.host.alloc_user_page().unwrap();
+    assert_eq!(ucq::init(s.ucq(), 0, p), Err(ucq::InitError::BadPage(0)));
+    assert_eq!(
+        ucq::init(s.ucq(), p + 8, p),
+        Err(ucq::InitError::BadPage(p + 8))
+    );
+    assert_eq!(ucq::init(s.ucq(), p, p), Err(ucq::InitError::SamePage));
+    assert!(!s.ucq().ucq_ready.load(Ordering::Relaxed));
+}
+
+#[test]
+fn fast_path_round_trip_in_order() {
+    let s = Setup::new();
+    let (first, _) = s.init();
+    for i in 0..10 {
+        s.send(i).unwrap();
+    }
+    assert_eq!(s.ucq().prod_idx.load(Ordering::Relaxed), first + 10);
+    assert!(!ucq::is_empty(s.ucq()));
+    for i in 0..10 {
+        assert_eq!(s.recv(), Some(msg(i)));
+    }
+    assert!(s.recv().is_none());
+    assert!(ucq::is_empty(s.ucq()));
+    let st = s.stats.snapshot();
+    assert_eq!((st.posted, st.slow_paths, st.page_switches), (10, 0, 0));
+    // Consumed containers are cleared for reuse and counted on the page.
+    assert!(!s.page(first).msgs[3].ready.load(Ordering::Relaxed));
+    assert_eq!(s.page(first).header.nr_cons.load(Ordering::Relaxed), 10);
+}
+
+#[test]
+fn page_switch_uses_spare_and_keeps_slot_zero() {
+    let s = Setup::new();
+    let (first, spare) = s.init();
+    for i in 0..NR_MSG_PER_PAGE as u64 {
+        s.send(i).unwrap();
+    }
+    assert_eq!(s.stats.snapshot().page_switches, 0);
+    s.send(1000).unwrap();
+    let st = s.stats.snapshot();
+    assert_eq!(
+        (
+            st.slow_paths,
+            st.page_switches,
+            st.spares_used,
+            st.pages_allocated
+        ),
+        (1, 1, 1, 0)
+    );
+    assert_eq!(
+        s.ucq().prod_idx.load(Ordering::Relaxed),
+        Slot::new(spare, 1).0
+    );
+    assert_eq!(s.ucq().spare_pg.load(Ordering::Relaxed), 0);
+    assert_eq!(
+        s.page(first).header.cons_next_pg.load(Ordering::Relaxed),
+        spare
+    );
+    assert!(
+        s.page(spare).msgs[0].ready.load(Ordering::Relaxed),
+        "switcher wrote slot 0"
+    );
+    assert!(!s.ucq().prod_overflow.load(Ordering::Relaxed));
+    for i in 0..NR_MSG_PER_PAGE as u64 {
+        assert_eq!(s.recv(), Some(msg(i)));
+    }
+    // Crossing the page: the consumer follows the link and recycles `first`.
+    assert_eq!(s.recv(), Some(msg(1000)));
+    assert_eq!(
+        s.ucq().spare_pg.load(Ordering::Relaxed),
+        first,
+        "old page became the spare"
+    );
+    assert_eq!(
+        s.page(first).header.nr_cons.load(Ordering::Relaxed),
+        0,
+        "recycled header reset"
+    );
+    assert_eq!(s.page(first).header.cons_next_pg.load(Ordering::Relaxed), 0);
+    assert!(s.recv().is_none());
+}
+
+#[test]
+fn many_pages_allocate_then_recycle_spares() {
+    let s = Setup::new();
+    let (_, _) = s.init();
+    let n = 5 * NR_MSG_PER_PAGE as u64 + 3;
+    for i in 0..n {
+        s.send(i).unwrap();
+    }
+    let st = s.stats.snapshot();
+    assert_eq!(st.page_switches, 5);
+    assert_eq!(st.spares_used, 1);
+    assert_eq!(
+        st.pages_allocated, 4,
+        "producer ran ahead: fresh pages after the spare"
+    );
+    assert_eq!(s.ucq().nr_extra_pgs.load(Ordering::Relaxed), 4);
+    let pages_before = s.host.arena.pages_out();
+    for i in 0..n {
+        assert_eq!(s.recv(), Some(msg(i)), "message {i}");
+    }
+    assert!(s.recv().is_none());
+    // Each page left after the first one hands back the previous spare.
+    assert_eq!(s.ucq().nr_extra_pgs.load(Ordering::Relaxed), 0);
+    assert_eq!(s.host.arena.pages_out(), pages_before - 4);
+    assert_ne!(s.ucq().spare_pg.load(Ordering::Relaxed), 0);
+    // Steady state: the spare ping-pongs and no page is allocated any more.
+    for i in 0..3 * NR_MSG_PER_PAGE as u64 {
+        s.send(i).unwrap();
+        assert_eq!(s.recv(), Some(msg(i)));
+    }
+    assert_eq!(s.stats.snapshot().pages_allocated, 4);
+}
+
+#[test]
+fn overflow_flag_sends_producers_to_the_lock() {
+    let s = Setup::new();
+    let (first, spare) = s.init();
+    s.send(0).unwrap();
+    // Another producer is mid-switch: the flag alone diverts us to the lock,
+    // where the slot we then claim is still good.
+    s.ucq().prod_overflow.store(true, Ordering::Relaxed);
+    s.send(1).unwrap();
+    assert_eq!(s.stats.snapshot().slow_paths, 1);
+    assert_eq!(s.stats.snapshot().page_switches, 0);
+    assert!(
+        !s.ucq().prod_overflow.load(Ordering::Relaxed),
+        "cleared on unlock"
+    );
+    assert_eq!(s.ucq().prod_idx.load(Ordering::Relaxed), first + 2);
+    assert_eq!(s.ucq().spare_pg.load(Ordering::Relaxed), spare);
+    assert_eq!(s.recv(), Some(msg(0)));
+    assert_eq!(s.recv(), Some(msg(1)));
+}
+
+#[test]
+fn scribbled_prod_idx_costs_one_message_and_recovers() {
+    let s = Setup::new();
+    let (_, spare) = s.init();
+    // Process writes a page outside its memory into prod_idx.
+    let outside = s.host.arena.user_range().end + 7 * PAGE_SIZE;
+    s.ucq()
+        .prod_idx
+        .store(Slot::new(outside, 3).0, Ordering::Relaxed);
+    assert_eq!(
+        s.send(1),
+        Err(SendError::BadSlot(Slot::new(outside, 3).container_addr()))
+    );
+    // Now a bad slot number on a bad page: the switch refuses the old page.
+    s.ucq()
+        .prod_idx
+        .store(Slot::new(outside, 500).0, Ordering::Relaxed);
+    assert_eq!(s.send(2), Err(SendError::BadOldPage(outside)));
+    assert!(
+        !s.ucq().prod_overflow.load(Ordering::Relaxed),
+        "flag cleared after a failed switch"
+    );
+    assert_eq!(
+        s.ucq().spare_pg.load(Ordering::Relaxed),
+        spare,
+        "spare untouched on early failure"
+    );
+    assert_eq!(s.stats.snapshot().dropped_bad_addr, 2);
+    assert!(s.host.arena.guards_intact());
+    assert!(s.host.arena.rejected_checks() >= 2);
+}
+
+#[test]
+fn bad_spare_page_is_refused() {
+    let s = Setup::new();
+    let (first, _) = s.init();
+    for i in 0..NR_MSG_PER_PAGE as u64 {
+        s.send(i).unwrap();
+    }
+    s.ucq().spare_pg.store(first + 8, Ordering::Relaxed); // unaligned
+    assert_eq!(s.send(9), Err(SendError::BadSparePage(first + 8)));
+    s.ucq()
+        .spare_pg
+        .store(usize::MAX & !(PAGE_SIZE - 1), Ordering::Relaxed); // not user memory
+    assert!(matches!(s.send(9), Err(SendError::BadSparePage(_))));
+    // With no spare, the host's page is used and the queue carries on.
+    s.send(10).unwrap();
+    assert_eq!(s.stats.snapshot().pages_allocated, 1);
+    assert!(s.host.arena.guards_intact());
+}
+
+#[test]
+fn out_of_pages_drops_and_counts() {
+    let host = ArenaHost::new(3 * PAGE_SIZE);
+    let ucq_addr = host.arena.alloc(size_of::<Ucq>(), 64).unwrap();
+    let q = host.user_ref::<Ucq>(ucq_addr).unwrap();
+    let (a, b) = (
+        host.alloc_user_page().unwrap(),
+        host.alloc_user_page().unwrap(),
+    );
+    ucq::init(q, a, b).unwrap();
+    let stats = UcqStats::new();
+    // Fill the first page and the spare; the third page cannot be allocated.
+    for i in 0..2 * NR_MSG_PER_PAGE as u64 {
+        ucq::send(q, &msg(i), &host, &stats).unwrap();
+    }
+    assert_eq!(
+        ucq::send(q, &msg(1), &host, &stats),
+        Err(SendError::OutOfPages)
+    );
+    assert_eq!(stats.snapshot().dropped_no_memory, 1);
+    assert_eq!(
+        q.nr_extra_pgs.load(Ordering::Relaxed),
+        0,
+        "failed allocation not counted as a page"
+    );
+    // Draining frees nothing (both pages are the queue's own) but the queue
+    // stays usable: after the consumer recycles a page, sends succeed again.
+    for i in 0..NR_MSG_PER_PAGE as u64 + 1 {
+        assert_eq!(ucq::try_recv(q, &host), Some(msg(i)));
+    }
+    ucq::send(q, &msg(77), &host, &stats).unwrap();
+}
