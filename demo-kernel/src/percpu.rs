@@ -14,8 +14,11 @@
 use core::cell::UnsafeCell;
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
+use apic::{CpuMsr, LocalApic};
+
 use spin::Once;
 use x86_64::VirtAddr;
+use x86_64::instructions::interrupts;
 use x86_64::registers::model_specific::GsBase;
 use x86_64::structures::tss::TaskStateSegment;
 
@@ -51,6 +54,9 @@ pub struct PerCpu {
     pub(crate) tss: Once<TaskStateSegment>,
     /// The GDT that holds the TSS descriptor (gdt.rs).
     pub(crate) gdt: Once<CpuGdt>,
+    /// This CPU's local APIC handle (lapic.rs); `!Send`, so only this CPU
+    /// touches it.
+    pub(crate) lapic: CpuLocal<LocalApic<CpuMsr>>,
 }
 
 impl PerCpu {
@@ -64,6 +70,7 @@ impl PerCpu {
             mailbox: Mailbox::new(),
             tss: Once::new(),
             gdt: Once::new(),
+            lapic: CpuLocal::new(index),
         }
     }
 
@@ -117,6 +124,61 @@ impl PerCpu {
     }
 }
 
+/// A value only one CPU, its owner, may use: the home of per-CPU handles
+/// that are `!Send`/`!Sync` (the local APIC's).
+///
+/// Access is through [`with`](Self::with) only, which checks that the
+/// caller runs on the owner, disables interrupts for the duration (so an
+/// interrupt handler on the owner cannot alias the `&mut`), and refuses
+/// nested use. Other CPUs never get a reference.
+#[derive(Debug)]
+pub struct CpuLocal<T> {
+    owner: usize,
+    in_use: AtomicBool,
+    value: UnsafeCell<Option<T>>,
+}
+
+// SAFETY: the value is only reached through `with`, on the owning CPU, one
+// borrow at a time (see the type's doc): no two CPUs, and no two contexts
+// of one CPU, ever hold a reference to it together. So `T` needs neither
+// `Send` nor `Sync`: it never leaves its CPU.
+unsafe impl<T> Sync for CpuLocal<T> {}
+
+impl<T> CpuLocal<T> {
+    const fn new(owner: usize) -> Self {
+        Self {
+            owner,
+            in_use: AtomicBool::new(false),
+            value: UnsafeCell::new(None),
+        }
+    }
+
+    /// Runs `f` on the value (`None` until [`set`](Self::set)), on the
+    /// owning CPU, with interrupts disabled.
+    ///
+    /// # Panics
+    /// If called on another CPU, or from inside `f` (nested use).
+    pub fn with<R>(&self, f: impl FnOnce(&mut Option<T>) -> R) -> R {
+        interrupts::without_interrupts(|| {
+            assert_eq!(current_index(), self.owner, "CpuLocal used off its CPU");
+            assert!(
+                !self.in_use.swap(true, Ordering::Acquire),
+                "CpuLocal used re-entrantly"
+            );
+            // SAFETY: we are on the owner with interrupts off and the
+            // in-use flag taken, so this is the only reference (type doc).
+            let r = f(unsafe { &mut *self.value.get() });
+            self.in_use.store(false, Ordering::Release);
+            r
+        })
+    }
+
+    /// Stores the value (on the owning CPU).
+    pub fn set(&self, value: T) {
+        self.with(|slot| *slot = Some(value));
+    }
+}
+
 /// Stack memory. Rust never reads or writes it: only the CPU that runs on
 /// it, through RSP. Hence the `UnsafeCell` (the bytes change) and the
 /// manual `Sync` (no Rust-visible data races are possible).
@@ -141,6 +203,7 @@ static CPUS: [PerCpu; MAX_CPUS] = {
     let mut i = 0;
     while i < MAX_CPUS {
         cpus[i].index = i;
+        cpus[i].lapic.owner = i;
         i += 1;
     }
     cpus

@@ -15,6 +15,8 @@
 
 use core::arch::global_asm;
 
+use apic::StartupPage;
+
 use crate::percpu::{self, MAX_CPUS};
 use crate::{boot, fwcfg, gdt, idt, jobs, lapic, time};
 
@@ -22,8 +24,6 @@ global_asm!(include_str!("asm/trampoline.S"), options(att_syntax));
 
 /// Where the trampoline runs.
 pub const TRAMPOLINE_BASE: usize = 0x8000;
-/// The SIPI vector: the page number of [`TRAMPOLINE_BASE`].
-const SIPI_VECTOR: u8 = (TRAMPOLINE_BASE >> 12) as u8;
 /// How long an AP may take from SIPI to online (TCG on a busy host is slow).
 const AP_START_TIMEOUT_US: u64 = 2_000_000;
 
@@ -100,12 +100,12 @@ fn start_ap(index: usize) {
     }
 
     let apic_id = index as u32;
-    lapic::send_init(apic_id);
-    time::delay_us(10_000);
-    lapic::send_sipi(apic_id, SIPI_VECTOR);
-    time::delay_us(200);
-    if !cpu.is_online() {
-        lapic::send_sipi(apic_id, SIPI_VECTOR);
+    let page = StartupPage::from_addr(TRAMPOLINE_BASE as u64).expect("0x8000 is a SIPI page");
+    // SAFETY: the AP has not run yet (it waits for SIPI since power-on),
+    // and the trampoline and its parameters are in place, pointing at page
+    // tables, a stack and an entry that are ready for it.
+    if let Err(e) = unsafe { lapic::start_ap(apic_id, page) } {
+        panic!("starting CPU {index} (APIC id {apic_id}): {e}");
     }
     let start = time::now_ns();
     while !cpu.is_online() {

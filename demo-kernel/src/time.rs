@@ -87,6 +87,7 @@ pub fn delay_us(us: u64) {
 }
 
 /// What the tick calls, in interrupt context, after counting the tick.
+/// One-shot timers ([`crate::lapic::timer_one_shot_us`]) arrive here too.
 pub type TickHook = fn(cpu: usize, frame: &mut InterruptFrame);
 
 static TICK_HOOK: RwLock<Option<TickHook>> = RwLock::new(None);
@@ -108,8 +109,14 @@ pub(crate) fn on_tick(frame: &mut InterruptFrame) {
 }
 
 /// Starts this CPU's periodic tick at `hz` interrupts per second.
+///
+/// # Panics
+/// If `hz` is 0 or the period does not fit the APIC timer.
 pub fn start_tick(hz: u32) {
-    crate::lapic::timer_periodic(hz);
+    assert!(hz > 0, "start_tick: 0 Hz");
+    if let Err(e) = crate::lapic::timer_periodic_us(1_000_000 / u64::from(hz)) {
+        panic!("start_tick({hz} Hz): {e}");
+    }
 }
 
 /// Stops this CPU's tick.

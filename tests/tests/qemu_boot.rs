@@ -1,0 +1,180 @@
+//! Boots demo-kernel in QEMU and checks what it prints.
+//!
+//! Builds the kernel for `x86_64-unknown-none` (in its own target directory,
+//! `target/kernel`, so this inner cargo never waits for the lock the outer
+//! `cargo test` holds), then boots it through `scripts/demo.sh` under TCG:
+//!
+//! - with `-cpu max -smp 4`: every platform check and scenario must pass;
+//! - with `-cpu qemu64` (no x2APIC): the run must fail, with the clear
+//!   x2APIC message rather than a crash;
+//! - with a page fault injected: the exception report must be readable.
+//!
+//! QEMU is required: without `qemu-system-x86_64` these tests fail (they do
+//! not skip), and say how to install it.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// The longest one boot may take under TCG (demo.sh's own timeout is
+/// larger, so a hang is reported by this assertion, with the output).
+const BOOT_BUDGET: Duration = Duration::from_secs(90);
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ is in the workspace")
+        .to_owned()
+}
+
+/// Fails the test unless QEMU runs.
+fn require_qemu() {
+    let ok = Command::new("qemu-system-x86_64")
+        .arg("--version")
+        .output()
+        .is_ok_and(|out| out.status.success());
+    assert!(
+        ok,
+        "qemu-system-x86_64 is missing: the QEMU boot tests need it. Install QEMU 10 with \
+         `scripts/install-qemu.sh` (or run `scripts/demo.sh`, which installs it)."
+    );
+}
+
+/// Builds the kernel once for all tests; its path.
+fn kernel() -> &'static Path {
+    static KERNEL: OnceLock<PathBuf> = OnceLock::new();
+    KERNEL.get_or_init(|| {
+        let root = workspace_root();
+        let target_dir = root.join("target").join("kernel");
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = Command::new(cargo)
+            .current_dir(&root)
+            .args([
+                "build",
+                "-p",
+                "demo-kernel",
+                "--target",
+                "x86_64-unknown-none",
+                "--release",
+            ])
+            .arg("--target-dir")
+            .arg(&target_dir)
+            .stdin(Stdio::null())
+            .status()
+            .expect("running cargo to build demo-kernel");
+        assert!(status.success(), "building demo-kernel failed ({status})");
+        target_dir
+            .join("x86_64-unknown-none")
+            .join("release")
+            .join("demo-kernel")
+    })
+}
+
+/// A finished boot: demo.sh's exit status and everything it printed.
+struct Boot {
+    output: Output,
+    text: String,
+}
+
+impl Boot {
+    fn assert_contains(&self, needle: &str) {
+        assert!(
+            self.text.contains(needle),
+            "expected {needle:?} in the output:\n{}",
+            self.text
+        );
+    }
+
+    fn assert_lacks(&self, needle: &str) {
+        assert!(
+            !self.text.contains(needle),
+            "unexpected {needle:?} in the output:\n{}",
+            self.text
+        );
+    }
+}
+
+/// Boots the kernel with `scripts/demo.sh --kernel <elf> <args>`.
+fn boot(args: &[&str]) -> Boot {
+    require_qemu();
+    let kernel = kernel();
+    let start = Instant::now();
+    let output = Command::new(workspace_root().join("scripts").join("demo.sh"))
+        .arg("--kernel")
+        .arg(kernel)
+        .arg("--no-install")
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("running scripts/demo.sh");
+    let elapsed = start.elapsed();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    eprintln!(
+        "demo.sh {args:?}: {} in {elapsed:.2?}\n{text}",
+        output.status
+    );
+    assert!(
+        elapsed < BOOT_BUDGET,
+        "boot took {elapsed:.2?}, budget {BOOT_BUDGET:?}:\n{text}"
+    );
+    Boot { output, text }
+}
+
+#[test]
+fn boots_on_four_cpus_and_passes_every_check() {
+    let boot = boot(&["--cpu", "max", "--smp", "4"]);
+    assert!(
+        boot.output.status.success(),
+        "the demo kernel failed:\n{}",
+        boot.text
+    );
+    for line in [
+        "frame allocator check: ok",
+        "user region check: ok",
+        "smp check: all 4 CPUs online",
+        "ipi check: cpu 1 ok",
+        "ipi check: cpu 2 ok",
+        "ipi check: cpu 3 ok",
+        "job check: every AP ran a posted job",
+        "timer check: cpu 3 measured",
+        "demo-kernel: all checks passed",
+        "demo.sh: PASS",
+    ] {
+        boot.assert_contains(line);
+    }
+    for bad in ["PANIC", "EXCEPTION", "FAIL"] {
+        boot.assert_lacks(bad);
+    }
+}
+
+#[test]
+fn cpu_without_x2apic_fails_with_a_clear_message() {
+    let boot = boot(&["--cpu", "qemu64", "--smp", "4"]);
+    assert!(
+        !boot.output.status.success(),
+        "booting without x2APIC must fail:\n{}",
+        boot.text
+    );
+    boot.assert_contains("demo-kernel: FATAL: this CPU has no x2APIC");
+    boot.assert_contains("demo.sh: FAIL: the kernel reported a failure");
+    boot.assert_lacks("all checks passed");
+}
+
+#[test]
+fn exceptions_are_reported_readably() {
+    let boot = boot(&["--cpu", "max", "--smp", "2", "--append", "fault=pagefault"]);
+    assert!(
+        !boot.output.status.success(),
+        "a page fault must fail the run:\n{}",
+        boot.text
+    );
+    boot.assert_contains("EXCEPTION: Page fault (#PF, vector 14) on cpu 0");
+    boot.assert_contains("CR2 = 0x4000000000: non-present page on read in kernel mode");
+    boot.assert_contains("RIP 0x");
+    boot.assert_contains("demo.sh: FAIL: the kernel reported a failure");
+}
