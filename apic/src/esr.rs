@@ -26,7 +26,8 @@ bitflags! {
         /// included (P6 / Pentium only).
         const RECEIVE_ACCEPT = 1 << 3;
         /// A lowest-priority IPI was sent but this APIC does not support
-        /// lowest-priority delivery.
+        /// lowest-priority delivery (always the case in x2APIC mode, where
+        /// the IPI is then dropped).
         const REDIRECTABLE_IPI = 1 << 4;
         /// An IPI with a vector in 0–15 was sent.
         const SEND_ILLEGAL_VECTOR = 1 << 5;

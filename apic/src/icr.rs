@@ -8,7 +8,7 @@
 //! | 7:0   | vector (SIPI: start page; NMI/INIT/SMI: must be 0) |
 //! | 10:8  | delivery mode |
 //! | 11    | destination mode (0 physical, 1 logical) |
-//! | 12    | delivery status in xAPIC mode; *reserved* in x2APIC mode |
+//! | 12    | delivery status in xAPIC mode; in x2APIC mode ignored on write, undefined on read |
 //! | 14    | level (0 de-assert, 1 assert) |
 //! | 15    | trigger mode (0 edge, 1 level) |
 //! | 19:18 | destination shorthand |
@@ -18,11 +18,11 @@
 //!
 //! The SDM says that in x2APIC mode the lower half of the ICR is the xAPIC
 //! one *except that the delivery status bit is removed, since it is not
-//! needed*; sending is a single WRMSR, and software has no reason to read
-//! the ICR back (it stays readable for debugging only, and need not return
-//! what was written). So this crate never polls bit 12 and has no wait loop
-//! on it; the `x2apic` crate's `get_ipi_delivery_status` reads a reserved
-//! bit. Errors a send can still report go to the ESR, which the checked send
+//! needed*: WRMSR ignores bit 12 and RDMSR returns an undefined value there.
+//! Sending is a single WRMSR, and software has no reason to read the ICR
+//! back (it stays readable for debugging only, and need not return what was
+//! written). So this crate never polls bit 12 and has no wait loop on it;
+//! the `x2apic` crate's `get_ipi_delivery_status` reads that undefined bit. Errors a send can still report go to the ESR, which the checked send
 //! paths read (see [`LocalApic::start_ap`](crate::LocalApic::start_ap)).
 //!
 //! A side benefit of the single 64-bit write: unlike xAPIC (ICR high, then
@@ -38,8 +38,9 @@ use crate::vector::{StartupPage, Vector};
 pub enum DeliveryMode {
     /// Deliver the vector to the destination(s).
     Fixed = 0b000,
-    /// Deliver to the lowest-priority destination. Support is
-    /// model-specific; do not rely on it.
+    /// Deliver to the lowest-priority destination. *Reserved in x2APIC
+    /// mode*: the APIC sets ESR "redirectable IPI" and drops the IPI. Kept
+    /// only so an xAPIC-era value decodes.
     LowestPriority = 0b001,
     /// System management interrupt; vector must be 0.
     Smi = 0b010,
@@ -127,9 +128,13 @@ const SHORTHAND_MASK: u64 = 0b11 << SHORTHAND_SHIFT;
 const DEST_SHIFT: u32 = 32;
 
 impl Icr {
-    /// Bits that are reserved in x2APIC mode (12, 13, 16, 17, 20–31). A
-    /// WRMSR with any of them set raises #GP.
-    pub const RESERVED: u64 = 0x0000_0000_FFF3_3000;
+    /// Bits that are reserved in x2APIC mode (13, 16, 17, 20–31); a WRMSR
+    /// with any of them set raises #GP.
+    pub const RESERVED: u64 = 0x0000_0000_FFF3_2000;
+
+    /// Bit 12, xAPIC's delivery status: ignored by an x2APIC ICR write,
+    /// undefined when read. Never set by this crate.
+    pub const DELIVERY_STATUS: u64 = 1 << 12;
 
     /// A physical-mode, edge, level-assert ICR for `mode`, vector 0,
     /// destination 0, no shorthand.
@@ -140,7 +145,8 @@ impl Icr {
         Self(((mode as u64) << DELIVERY_SHIFT) | LEVEL_BIT)
     }
 
-    /// A fixed IPI of `vector` to the CPU with x2APIC ID `apic_id`.
+    /// A fixed IPI of `vector` to the CPU with x2APIC ID `apic_id`. The
+    /// ID 0xFFFF_FFFF is the x2APIC broadcast (every CPU, sender included).
     pub const fn fixed(apic_id: u32, vector: Vector) -> Self {
         Self::new(DeliveryMode::Fixed)
             .with_vector(vector.get())
@@ -368,10 +374,16 @@ mod tests {
                 .with_trigger(TriggerMode::Level)
                 .with_shorthand(Shorthand::AllIncludingSelf),
         ] {
-            assert_eq!(icr.bits() & Icr::RESERVED, 0, "{icr:?}");
+            assert_eq!(
+                icr.bits() & (Icr::RESERVED | Icr::DELIVERY_STATUS),
+                0,
+                "{icr:?}"
+            );
         }
-        // Bit 12 (delivery status in xAPIC mode) is among the reserved bits.
-        assert_ne!(Icr::RESERVED & (1 << 12), 0);
+        // Reserved: 13, 16, 17, 20-31; bit 12 is separate (ignored).
+        assert_eq!(Icr::RESERVED, (1 << 13) | (0b11 << 16) | (0xFFF << 20));
+        assert_eq!(Icr::DELIVERY_STATUS, 0x1000);
+        assert_eq!(Icr::RESERVED & Icr::DELIVERY_STATUS, 0);
     }
 
     #[test]

@@ -16,7 +16,7 @@
 //! - Typed register encodings ([`Icr`], [`Lvt`], [`Svr`], [`Esr`],
 //!   [`ApicBase`], [`TimerDivide`]), unit-tested against the SDM layouts.
 //!
-//! x2APIC only: a CPU without it (CPUID.1:ECX[21]) gets
+//! x2APIC only: a CPU without it (CPUID.1:ECX bit 21) gets
 //! [`ApicError::NoX2Apic`], whose `Display` text says so, instead of a
 //! silent fallback to the memory-mapped xAPIC.
 //!
@@ -26,7 +26,7 @@
 //! write, store fence) and the 8259 through [`pic::PortIo`]. The real
 //! implementations, [`CpuMsr`] and [`pic::CpuPorts`], exist only on x86_64;
 //! everything else is plain Rust that builds anywhere. The host tests run
-//! the driver against [`mock::MockMsr`], which records every access in
+//! the driver against `mock::MockMsr`, which records every access in
 //! order, can be scripted (ESR errors, timer counts, TSC values), and
 //! panics where real hardware would raise #GP. Enable the `mock` feature
 //! (std) to use it from other crates' tests.

@@ -39,8 +39,7 @@
 //! # Interrupt handler duties
 //!
 //! - Every fixed interrupt (IPI, timer, error): call [`LocalApic::eoi`]
-//!   (or [`IpiSender`](crate::IpiSender)'s owner's equivalent) once, before
-//!   `iretq`.
+//!   once, before `iretq`.
 //! - The **spurious** vector: do nothing and return; *no EOI* (the
 //!   in-service register has no bit for it, see [`crate::svr`]).
 //! - The **error** vector: [`LocalApic::read_and_clear_esr`], report, EOI.
@@ -142,8 +141,8 @@ impl<M: MsrAccess> LocalApic<M> {
             return Err(ApicError::NoX2Apic);
         }
 
-        // SAFETY (for every access below): the caller guarantees ring 0 on
-        // the CPU `msr` reaches, with x2APIC support (checked above) and
+        // SAFETY: this and every access below: the caller guarantees ring 0
+        // on the CPU `msr` reaches, with x2APIC support (checked above) and
         // interrupts off. IA32_APIC_BASE always exists; the writes follow
         // the SDM's legal transitions, so the x2APIC registers touched
         // afterwards are accessible; every value written comes from the
@@ -347,8 +346,8 @@ impl<M: MsrAccess> LocalApic<M> {
         delay: &mut D,
     ) -> Result<(), ApicError> {
         let _stale = self.read_and_clear_esr();
-        // SAFETY (all four sends): x2APIC is on; the caller guarantees the
-        // target may be reset and started at `page`.
+        // SAFETY: this and the three sends below: x2APIC is on; the caller
+        // guarantees the target may be reset and started at `page`.
         unsafe { send_icr(&self.msr, Icr::init_assert(apic_id)) };
         delay.delay_us(INIT_DELAY_US);
         self.check_send(Icr::init_assert(apic_id))?;

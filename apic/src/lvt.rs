@@ -53,7 +53,7 @@ pub enum TimerMode {
     OneShot = 0b00,
     /// Reload the initial count and count down again, forever.
     Periodic = 0b01,
-    /// Fire when the TSC reaches IA32_TSC_DEADLINE (CPUID.1:ECX[24]).
+    /// Fire when the TSC reaches IA32_TSC_DEADLINE (CPUID.1:ECX bit 24).
     TscDeadline = 0b10,
 }
 

@@ -14,7 +14,7 @@
 //! - A read returns the next value queued by [`MockMsr::script_reads`] for
 //!   that MSR, else the last value written or [`MockMsr::set`], else 0.
 //! - What real hardware would answer with #GP panics with a message that
-//!   starts with `#GP`: an x2APIC register (0x800–0x8FF) touched while
+//!   starts with `#GP`: an x2APIC register (0x800–0xBFF) touched while
 //!   IA32_APIC_BASE is not EN|EXTD; an illegal APIC-base transition
 //!   (disabled -> x2APIC, x2APIC -> xAPIC); a non-zero write to EOI or ESR;
 //!   a write to a read-only register (ID, version, current count) or a read

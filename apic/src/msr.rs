@@ -49,13 +49,16 @@ pub trait MsrAccess {
     /// write takes effect.
     ///
     /// Needed because WRMSR to x2APIC registers is *not* serializing: SDM
-    /// Vol. 3A, "MSR Access in x2APIC Mode", says such a write "may complete
-    /// before all preceding stores are globally visible" and recommends
-    /// `MFENCE; LFENCE` (or a serializing instruction) in front of it. The
-    /// driver calls this before every IPI so an event written to shared
-    /// memory is visible before the target CPU takes the interrupt, and
-    /// between switching the LVT timer to TSC-deadline mode and writing
-    /// IA32_TSC_DEADLINE.
+    /// Vol. 3A, "MSR Access in x2APIC Mode", says such a write may complete
+    /// before all preceding stores are globally visible, and that a fence
+    /// in front of it prevents this (older editions name MFENCE; Linux uses
+    /// `MFENCE; LFENCE` since "x86/apic: Add extra serialization for
+    /// non-serializing MSRs", because MFENCE alone does not keep the WRMSR
+    /// from executing early). The driver calls this before every IPI so an
+    /// event written to shared memory is visible before the target CPU takes
+    /// the interrupt, and between switching the LVT timer to TSC-deadline
+    /// mode and writing IA32_TSC_DEADLINE. (AMD does not need it; the cost,
+    /// tens of cycles, is kept for simplicity.)
     fn wrmsr_fence(&self);
 }
 

@@ -121,10 +121,11 @@ msr! {
     SelfIpi = 0x83F;
 }
 
-/// Whether `msr` is in the x2APIC register range 0x800–0x8FF, which raises
-/// #GP unless IA32_APIC_BASE has both EN and EXTD set.
+/// Whether `msr` is in the range the SDM reserves for the x2APIC
+/// (0x800–0xBFF; the registers themselves are all below 0x900), where
+/// RDMSR/WRMSR raise #GP unless IA32_APIC_BASE has both EN and EXTD set.
 pub const fn is_x2apic_register(msr: u32) -> bool {
-    matches!(msr, 0x800..=0x8FF)
+    matches!(msr, 0x800..=0xBFF)
 }
 
 #[cfg(test)]
@@ -177,6 +178,7 @@ mod tests {
         assert!(!is_x2apic_register(ApicBase::MSR));
         assert!(!is_x2apic_register(TscDeadline::MSR));
         assert!(!is_x2apic_register(0x7FF));
-        assert!(!is_x2apic_register(0x900));
+        assert!(is_x2apic_register(0xBFF));
+        assert!(!is_x2apic_register(0xC00));
     }
 }

@@ -8,7 +8,7 @@
 //! shared), so APs copy the BSP's with [`LocalApic::set_timer_frequency`]
 //! instead of each spending a window on it.
 //!
-//! TSC-deadline mode (CPUID.1:ECX[24]) instead fires when the TSC reaches
+//! TSC-deadline mode (CPUID.1:ECX bit 24) instead fires when the TSC reaches
 //! an absolute value written to IA32_TSC_DEADLINE; it needs the TSC rate for
 //! relative deadlines, measured the same way by [`LocalApic::calibrate_tsc`].
 //! It is one-shot by nature: a tick handler re-arms it.
@@ -206,7 +206,7 @@ impl<M: MsrAccess> LocalApic<M> {
     /// entry (one-shot mode) and zeroes the initial count.
     pub fn stop_timer(&mut self) {
         if self.features().tsc_deadline {
-            // SAFETY: the CPU has IA32_TSC_DEADLINE (CPUID.1:ECX[24]);
+            // SAFETY: the CPU has IA32_TSC_DEADLINE (CPUID.1:ECX bit 24);
             // writing 0 disarms it, and is ignored outside TSC-deadline mode.
             unsafe { self.msr.write(regs::TscDeadline::MSR, 0) };
         }

@@ -84,7 +84,7 @@ fn mock_faults_on_x2apic_to_xapic() {
 #[should_panic(expected = "#GP")]
 fn mock_faults_on_icr_reserved_bits() {
     // SAFETY: the mock touches no hardware.
-    unsafe { MockMsr::in_x2apic_mode(0).write(regs::Icr::MSR, 1 << 12) };
+    unsafe { MockMsr::in_x2apic_mode(0).write(regs::Icr::MSR, 1 << 13) };
 }
 
 #[test]
