@@ -5,9 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Library crates: each must build for bare metal as well as for the host.
-LIB_CRATES=(vcpd-abi ucq)
+LIB_CRATES=(vcpd-abi ucq ceq evbitmap apic)
 # Crates with loom models (tests/loom.rs), model-checked under cfg(loom).
-LOOM_CRATES=(ucq)
+LOOM_CRATES=(ucq ceq evbitmap)
 
 step() { printf '\n==> %s\n' "$*"; }
 

@@ -120,6 +120,18 @@ impl UserArena {
         self.user_ref::<T>(addr)
     }
 
+    /// Allocates a zeroed array of `n` `T`s in user memory.
+    pub fn alloc_slice<T: SharedMem>(&self, n: usize) -> Option<&[T]> {
+        let len = core::mem::size_of::<T>().checked_mul(n)?;
+        let addr = self.alloc(len, core::mem::align_of::<T>())?;
+        let first = self.translate(addr, len.max(1))?;
+        // SAFETY: `translate` returned `len` bytes of the arena (alive as long
+        // as `&self`), aligned for `T` by `alloc`; zeroed memory is a valid
+        // `T: SharedMem`, and shared references stay sound under concurrent
+        // writes to such types.
+        Some(unsafe { core::slice::from_raw_parts(first.cast::<T>().as_ptr(), n) })
+    }
+
     /// Allocates a zeroed, page-aligned page; reuses freed pages.
     pub fn alloc_page(&self) -> Option<usize> {
         let page = match self

@@ -1,0 +1,274 @@
+//! The consumer half: what a process's vcores run to take coalesced events
+//! out of their CEQ. Several vcores may consume one CEQ at once.
+//!
+//! Normal path: claim the next ring slot (`cons_pvt_idx`), wait for the
+//! producer's index in it, reset the slot, then publish the consumption by
+//! advancing `cons_pub_idx` in claim order. The index names an entry whose
+//! coalesced value is swapped out.
+//!
+//! Overflow path: when the ring is empty but a producer flagged an
+//! overflow (or a recovery scan is unfinished), one consumer at a time (the
+//! user lock) scans `events[last_recovered..=max_event_ever]`, returning
+//! the first posted entry and leaving `last_recovered` for the next
+//! consumer to resume from. `is_empty` stays false until the scan ends.
+//!
+//! This side trusts the queue (it runs in the process that owns it), but
+//! still bounds-checks indices it reads so that a corrupted ring cannot
+//! make it read outside its own arrays.
+
+use core::fmt;
+
+use vcpd_abi::sync::{AtomicI32, Ordering};
+use vcpd_abi::{CEQ_EMPTY_SLOT, Ceq, CeqEvent, CeqOp, EventMsg, UserLock};
+
+/// What the consumer needs from the process's runtime.
+pub trait ConsumerHost {
+    /// Called in every iteration of a spin-wait (a producer finishing a ring
+    /// slot, an earlier consumer publishing its slot, the user lock).
+    fn relax(&self) {
+        vcpd_abi::sync::spin_loop();
+    }
+}
+
+/// The simplest host: spin with the CPU's pause hint.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Spin;
+
+impl ConsumerHost for Spin {}
+
+/// Lock-holder token recorded in `u_lock`.
+const CONSUMER_TOKEN: u32 = 0;
+
+/// Why [`init`] refused its arguments.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InitError {
+    /// The ring size is zero, not a power of two, or larger than 2^31.
+    BadRingSize(u32),
+    /// More events than the ring's `i32` indices can name.
+    TooManyEvents(usize),
+    /// An array pointer is null.
+    NullArray,
+}
+
+impl fmt::Display for InitError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::BadRingSize(n) => write!(f, "CEQ ring size {n} is not a power of two"),
+            Self::TooManyEvents(n) => write!(f, "CEQ with {n} events: indices must fit an i32"),
+            Self::NullArray => f.write_str("CEQ events or ring array is null"),
+        }
+    }
+}
+
+impl core::error::Error for InitError {}
+
+/// Sets up `ceq` over the process's `events` array and `ring`: entries
+/// cleared, every ring slot empty, indices zero. Call before any producer
+/// or consumer uses the queue.
+pub fn init(
+    ceq: &Ceq,
+    op: CeqOp,
+    events: &[CeqEvent],
+    ring: &[AtomicI32],
+) -> Result<(), InitError> {
+    let ring_sz = u32::try_from(ring.len()).unwrap_or(0);
+    if !ring_sz.is_power_of_two() || ring_sz > 1 << 31 {
+        return Err(InitError::BadRingSize(ring_sz));
+    }
+    let nr_events = u32::try_from(events.len())
+        .ok()
+        .filter(|&n| n <= i32::MAX as u32)
+        .ok_or(InitError::TooManyEvents(events.len()))?;
+    if events.is_empty() {
+        return Err(InitError::NullArray);
+    }
+    for e in events {
+        e.coalesce.store(0, Ordering::Relaxed);
+        e.blob_data.store(0, Ordering::Relaxed);
+        e.idx_posted.store(false, Ordering::Relaxed);
+    }
+    for slot in ring {
+        slot.store(CEQ_EMPTY_SLOT, Ordering::Relaxed);
+    }
+    ceq.events
+        .store(events.as_ptr().expose_provenance(), Ordering::Relaxed);
+    ceq.nr_events.store(nr_events, Ordering::Relaxed);
+    ceq.last_recovered.store(0, Ordering::Relaxed);
+    ceq.max_event_ever.store(0, Ordering::Relaxed);
+    ceq.ring
+        .store(ring.as_ptr().expose_provenance(), Ordering::Relaxed);
+    ceq.operation.store(op as u8, Ordering::Relaxed);
+    ceq.ring_overflowed.store(false, Ordering::Relaxed);
+    ceq.overflow_recovery.store(false, Ordering::Relaxed);
+    ceq.prod_idx.store(0, Ordering::Relaxed);
+    ceq.cons_pub_idx.store(0, Ordering::Relaxed);
+    ceq.cons_pvt_idx.store(0, Ordering::Relaxed);
+    UserLock(&ceq.u_lock).init();
+    // Release: whoever reads the size after this sees a set-up queue.
+    ceq.ring_sz.store(ring_sz, Ordering::Release);
+    Ok(())
+}
+
+/// Whether the queue holds nothing now: the ring is empty, no overflow is
+/// flagged and no recovery scan is unfinished or starting.
+pub fn is_empty(ceq: &Ceq) -> bool {
+    // Order matters: a consumer starting a recovery sets `overflow_recovery`
+    // before it clears `ring_overflowed` (an RMW), so reading the overflow
+    // flag first can never see both clear while a scan is pending.
+    ring_is_empty(ceq)
+        && !ceq.ring_overflowed.load(Ordering::Acquire)
+        && !ceq.overflow_recovery.load(Ordering::Acquire)
+        && !UserLock(&ceq.u_lock).is_locked()
+}
+
+/// Takes one coalesced event, or `None` if the queue looks empty.
+///
+/// The message carries the entry index in `ev_type`, the coalesced value
+/// in `ev_arg2` (low 32 bits, as the C ABI has it) and in full in
+/// `ev_arg4`, and the last blob in `ev_arg3`. A message may carry 0 when a
+/// concurrent consumer took the value first; that is expected.
+pub fn try_recv<H: ConsumerHost + ?Sized>(ceq: &Ceq, host: &H) -> Option<EventMsg> {
+    loop {
+        // A ring entry whose event was already taken (by a scan or another
+        // consumer) yields nothing: look again, the ring shrank by one.
+        while let Some(idx) = take_ring_index(ceq, host) {
+            if let Some(msg) = extract(ceq, idx) {
+                return Some(msg);
+            }
+        }
+        if !ceq.ring_overflowed.load(Ordering::Acquire)
+            && !ceq.overflow_recovery.load(Ordering::Acquire)
+        {
+            return None;
+        }
+        if let Some(msg) = recover(ceq, host) {
+            return Some(msg);
+        }
+        // A scan just finished empty-handed. Events raised meanwhile are in
+        // the ring or flagged by a new overflow: look again before saying
+        // "empty". Each further round needs a new overflow by a producer.
+    }
+}
+
+fn ring_is_empty(ceq: &Ceq) -> bool {
+    ceq.prod_idx.load(Ordering::Acquire) == ceq.cons_pvt_idx.load(Ordering::Acquire)
+}
+
+/// Claims the next ring slot and returns the index in it, or `None` if the
+/// ring is empty.
+fn take_ring_index<H: ConsumerHost + ?Sized>(ceq: &Ceq, host: &H) -> Option<i32> {
+    let pvt = loop {
+        let prod = ceq.prod_idx.load(Ordering::Acquire);
+        let pvt = ceq.cons_pvt_idx.load(Ordering::Acquire);
+        if prod == pvt {
+            return None;
+        }
+        if ceq
+            .cons_pvt_idx
+            .compare_exchange_weak(
+                pvt,
+                pvt.wrapping_add(1),
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            )
+            .is_ok()
+        {
+            break pvt;
+        }
+    };
+    let slot = ring_slot(ceq, pvt);
+    // The producer that reserved this slot is writing it; acquire pairs
+    // with its release store of the index.
+    let idx = loop {
+        let v = slot.load(Ordering::Acquire);
+        if v != CEQ_EMPTY_SLOT {
+            break v;
+        }
+        host.relax();
+    };
+    slot.store(CEQ_EMPTY_SLOT, Ordering::Relaxed);
+    // Hand slots back to producers in order: wait for the consumers that
+    // claimed earlier slots, then publish ours. Release makes our reset of
+    // the slot visible to the producer that reuses it.
+    while ceq.cons_pub_idx.load(Ordering::Acquire) != pvt {
+        host.relax();
+    }
+    ceq.cons_pub_idx
+        .store(pvt.wrapping_add(1), Ordering::Release);
+    Some(idx)
+}
+
+/// Takes the coalesced value of `events[idx]` if its `idx_posted` is set.
+fn extract(ceq: &Ceq, idx: i32) -> Option<EventMsg> {
+    let entry = events(ceq).get(usize::try_from(idx).ok()?)?;
+    if !entry.idx_posted.load(Ordering::Acquire) {
+        return None;
+    }
+    // Clear first: a producer coalescing after our swap below then sees the
+    // flag clear and posts the index again, so nothing it adds is stranded.
+    entry.idx_posted.store(false, Ordering::Relaxed);
+    // AcqRel: the swap is ordered after the store above (release) for any
+    // producer whose RMW reads from it; see the producer.
+    let value = entry.coalesce.swap(0, Ordering::AcqRel);
+    let blob = entry.blob_data.swap(0, Ordering::Relaxed);
+    Some(EventMsg {
+        ev_type: idx as u16,
+        ev_arg1: 0,
+        ev_arg2: value as u32,
+        ev_arg3: blob as usize,
+        ev_arg4: value as u64,
+    })
+}
+
+/// The overflow scan, resumable across consumers through `last_recovered`.
+fn recover<H: ConsumerHost + ?Sized>(ceq: &Ceq, host: &H) -> Option<EventMsg> {
+    let lock = UserLock(&ceq.u_lock);
+    lock.lock(CONSUMER_TOKEN, |_| host.relax());
+    if !ceq.overflow_recovery.load(Ordering::Relaxed) {
+        // Start a scan. Announce it before clearing the overflow (see
+        // `is_empty`); the acquire swap makes every event flagged before the
+        // overflow was raised visible to the scan below.
+        ceq.overflow_recovery.store(true, Ordering::Relaxed);
+        ceq.ring_overflowed.swap(false, Ordering::AcqRel);
+        ceq.last_recovered.store(0, Ordering::Relaxed);
+    }
+    let events = events(ceq);
+    let max = ceq
+        .max_event_ever
+        .load(Ordering::Acquire)
+        .min(events.len().saturating_sub(1));
+    let mut i = ceq.last_recovered.load(Ordering::Relaxed) as usize;
+    while i <= max {
+        ceq.last_recovered.store(i as u32 + 1, Ordering::Relaxed);
+        if let Some(msg) = extract(ceq, i as i32) {
+            lock.unlock();
+            return Some(msg);
+        }
+        i += 1;
+    }
+    // Scanned to the end. Events raised after the scan started are in the
+    // ring or flagged by a new overflow, which the next call handles.
+    ceq.overflow_recovery.store(false, Ordering::Release);
+    lock.unlock();
+    None
+}
+
+fn events(ceq: &Ceq) -> &[CeqEvent] {
+    let base = ceq.events.load(Ordering::Relaxed);
+    let len = ceq.nr_events.load(Ordering::Relaxed) as usize;
+    if base == 0 {
+        return &[];
+    }
+    // SAFETY: the consumer runs in the process that set the queue up with
+    // `init`, which stored a live array of `len` entries; `CeqEvent` is all
+    // atomics, so producers writing concurrently keep the slice valid.
+    unsafe { core::slice::from_raw_parts(core::ptr::with_exposed_provenance(base), len) }
+}
+
+fn ring_slot(ceq: &Ceq, pos: usize) -> &AtomicI32 {
+    let base = ceq.ring.load(Ordering::Relaxed);
+    let sz = ceq.ring_sz.load(Ordering::Acquire) as usize;
+    // SAFETY: as for `events`: `init` stored a live ring of `sz` atomics,
+    // and the mask keeps `pos` inside it (`sz` is a power of two).
+    unsafe { &*core::ptr::with_exposed_provenance::<AtomicI32>(base).add(pos & (sz - 1)) }
+}
