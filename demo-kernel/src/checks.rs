@@ -139,7 +139,7 @@ fn whoami(arg: usize) -> usize {
 /// Sends a fixed IPI to every AP and waits for its handler to count it;
 /// runs a job on every AP.
 pub fn ipis() {
-    crate::idt::register(lapic::IPI_TEST_VECTOR.get(), count_test_ipi);
+    crate::idt::register(lapic::IPI_TEST_VECTOR, count_test_ipi);
     for cpu in percpu::online().filter(|c| c.index() != 0) {
         let before = cpu.ipi_count.load(Ordering::Relaxed);
         lapic::send_ipi(cpu.index(), lapic::IPI_TEST_VECTOR);
@@ -157,7 +157,7 @@ pub fn ipis() {
         let answer = jobs::run_on(cpu.index(), whoami, 7).expect("cpu is online and idle");
         assert_eq!(answer, cpu.index() * 1000 + 7, "job ran on the wrong CPU");
     }
-    crate::idt::unregister(lapic::IPI_TEST_VECTOR.get());
+    crate::idt::unregister(lapic::IPI_TEST_VECTOR);
     println!("job check: every AP ran a posted job");
 }
 

@@ -16,6 +16,7 @@
 
 use core::arch::global_asm;
 
+use apic::Vector;
 use spin::{Once, RwLock};
 use x86_64::VirtAddr;
 use x86_64::instructions::interrupts;
@@ -168,24 +169,24 @@ pub fn load() {
     IDT.call_once(build).load();
 }
 
-/// Installs `handler` for `vector` (0x20..=0xfe) on all CPUs and returns the
-/// one it replaces.
+/// Installs `handler` for `vector` on all CPUs and returns the one it
+/// replaces. ([`Vector`] rules out the exception vectors.)
 ///
 /// # Panics
-/// If `vector` is an exception or the spurious vector.
-pub fn register(vector: u8, handler: Handler) -> Option<Handler> {
+/// If `vector` is the spurious vector, which must not EOI.
+pub fn register(vector: Vector, handler: Handler) -> Option<Handler> {
     assert!(
-        vector >= FIRST_DEVICE_VECTOR && vector != SPURIOUS_VECTOR,
-        "vector {vector:#x} cannot take a handler"
+        vector.get() != SPURIOUS_VECTOR,
+        "the spurious vector cannot take a handler"
     );
     // Interrupts off: a handler on this CPU must not find the lock held by
     // the code it interrupted.
-    interrupts::without_interrupts(|| HANDLERS.write()[usize::from(vector)].replace(handler))
+    interrupts::without_interrupts(|| HANDLERS.write()[usize::from(vector.get())].replace(handler))
 }
 
-/// Removes the handler of `vector`; the vector becomes fatal again.
-pub fn unregister(vector: u8) -> Option<Handler> {
-    interrupts::without_interrupts(|| HANDLERS.write()[usize::from(vector)].take())
+/// Removes the handler of `vector`; an interrupt there is fatal again.
+pub fn unregister(vector: Vector) -> Option<Handler> {
+    interrupts::without_interrupts(|| HANDLERS.write()[usize::from(vector.get())].take())
 }
 
 /// Called by `isr_common` for every interrupt and exception, on the stack

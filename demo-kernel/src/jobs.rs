@@ -56,6 +56,9 @@ pub enum PostError {
     Offline(usize),
     /// The CPU is the caller itself (it would wait for itself forever).
     SelfTarget(usize),
+    /// CPU 0, the BSP, runs `kmain` and the scenarios, not the idle loop
+    /// that takes jobs.
+    NotAnAp(usize),
     /// The CPU still has a job that nobody has waited for.
     Busy(usize),
 }
@@ -75,6 +78,9 @@ pub fn post(cpu: usize, func: JobFn, arg: usize) -> Result<JobHandle, PostError>
         .ok_or(PostError::Offline(cpu))?;
     if cpu == percpu::current_index() {
         return Err(PostError::SelfTarget(cpu));
+    }
+    if cpu == 0 {
+        return Err(PostError::NotAnAp(cpu));
     }
     let mbox = &target.mailbox;
     interrupts::without_interrupts(|| {

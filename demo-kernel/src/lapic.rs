@@ -76,9 +76,9 @@ pub fn init_bsp() -> Result<(), ApicError> {
     // SAFETY: ring 0, interrupts still off, nobody else programs the 8259s;
     // their spurious vectors 0x27/0x2f are ignored without EOI (idt.rs).
     unsafe { apic::pic::disable_legacy_pic() };
-    idt::register(WAKE_VECTOR.get(), |_| {});
-    idt::register(TIMER_VECTOR.get(), crate::time::on_tick);
-    idt::register(CONFIG.error_vector.get(), on_apic_error);
+    idt::register(WAKE_VECTOR, |_| {});
+    idt::register(TIMER_VECTOR, crate::time::on_tick);
+    idt::register(CONFIG.error_vector, on_apic_error);
     enable_this_cpu()?;
     let freq = percpu::current().lapic.with(|lapic| {
         let lapic = lapic.as_mut().expect("enabled above");

@@ -4,9 +4,10 @@
 //! physical [`TRAMPOLINE_BASE`] (below 1 MiB, page-aligned: a SIPI can only
 //! start a CPU at `vector << 12`), and starts the APs one at a time: fill in
 //! the trampoline's parameter block (page tables, stack, CPU index, entry),
-//! send INIT, wait 10 ms, send SIPI twice (the second is ignored by a CPU
-//! the first one started), and wait for the AP to report online. One at a
-//! time because all APs share the one parameter block.
+//! let the `apic` crate send INIT, INIT de-assert and SIPI twice (the second
+//! is ignored by a CPU the first one started), and wait for the AP to
+//! report online. One at a time because all APs share the one parameter
+//! block.
 //!
 //! APIC ids: QEMU numbers CPUs' APIC ids 0..N in `-smp N` order (with the
 //! default topology), so CPU index `i` is started at APIC id `i`. Each AP

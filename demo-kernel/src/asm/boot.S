@@ -61,6 +61,27 @@ multiboot_entry:
     bt $29, %edx
     jnc no_long_mode
 
+    /* With the MTRRs disabled all of memory is uncacheable (SDM Vol. 3A,
+       "MTRR Default Type"), and qboot leaves them disabled (SeaBIOS sets
+       them up). TCG ignores memory types, but a hypervisor that honours
+       guest MTRRs, or real hardware, would run the kernel uncached. So
+       turn them on with write-back as the default type, unless the
+       firmware set them up itself. Devices stay uncached through the page
+       tables (the top GiB is mapped PCD | PWT below). The trampoline does
+       the same on each AP: MTRRs must agree across CPUs. */
+    mov $1, %eax
+    cpuid
+    bt $12, %edx                    /* CPUID.01H:EDX.MTRR */
+    jnc 1f
+    mov $0x2ff, %ecx                /* IA32_MTRR_DEF_TYPE */
+    rdmsr
+    bt $11, %eax                    /* E: MTRRs enabled */
+    jc 1f
+    mov $0x806, %eax                /* E | default type 6 (write-back) */
+    xor %edx, %edx
+    wrmsr
+1:
+
     /* PML4[0] -> PDPT; PDPT[0..4] -> four page directories. */
     mov $boot_pdpt, %eax
     or $0x3, %eax                   /* present | writable */

@@ -39,6 +39,20 @@ tramp32:
     mov %ax, %ds
     mov %ax, %es
     mov %ax, %ss
+    /* MTRRs as on the BSP (boot.S): write-back default if firmware left
+       them off. */
+    mov $1, %eax
+    cpuid
+    bt $12, %edx
+    jnc 2f
+    mov $0x2ff, %ecx
+    rdmsr
+    bt $11, %eax
+    jc 2f
+    mov $0x806, %eax
+    xor %edx, %edx
+    wrmsr
+2:
     mov TRAMP_BASE + param_cr3 - ap_trampoline_start, %eax
     mov %eax, %cr3
     mov %cr4, %eax
