@@ -26,5 +26,4 @@ fn main() {
     // Keep file offsets and addresses congruent modulo 4 KiB, not 2 MiB, so
     // the file is a contiguous copy of memory from the load address on.
     println!("cargo:rustc-link-arg-bins=-zmax-page-size=0x1000");
-    println!("cargo:rustc-link-arg-bins=--no-dynamic-linker");
 }

@@ -90,7 +90,7 @@ fn kmain(info_addr: usize) -> ! {
     checks::memory_summary(&info);
     checks::allocators();
 
-    let cpus = smp::start_aps();
+    let cpus = smp::start_aps(&info);
     checks::cpus_online(cpus);
     checks::ipis();
     checks::timer();

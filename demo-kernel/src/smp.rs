@@ -18,6 +18,7 @@ use core::arch::global_asm;
 
 use apic::StartupPage;
 
+use crate::multiboot::BootInfo;
 use crate::percpu::{self, MAX_CPUS};
 use crate::{boot, fwcfg, gdt, idt, jobs, lapic, time};
 
@@ -48,8 +49,9 @@ unsafe extern "C" {
 /// the TSC calibration are set up.
 ///
 /// # Panics
-/// If an AP does not come online in time.
-pub fn start_aps() -> usize {
+/// If the trampoline page is not free RAM, or an AP does not come online
+/// in time.
+pub fn start_aps(info: &BootInfo) -> usize {
     let reported = fwcfg::cpu_count().unwrap_or_else(|| {
         log::warn!("no fw_cfg: assuming a single CPU");
         1
@@ -61,6 +63,11 @@ pub fn start_aps() -> usize {
         reported
     };
     if count > 1 {
+        let page = TRAMPOLINE_BASE as u64;
+        assert!(
+            info.is_available(page, page + 4096),
+            "the AP trampoline page {page:#x} is not free RAM in the firmware's memory map"
+        );
         install_trampoline();
     }
     for index in 1..count {
