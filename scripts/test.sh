@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Library crates: each must build for bare metal as well as for the host.
-LIB_CRATES=(vcpd-abi ucq ceq evbitmap apic)
+LIB_CRATES=(vcpd-abi ucq ceq evbitmap event-core apic)
 # Crates with loom models (tests/loom.rs), model-checked under cfg(loom).
 LOOM_CRATES=(ucq ceq evbitmap)
 

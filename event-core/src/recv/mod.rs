@@ -1,0 +1,226 @@
+//! The receiving half: what a process's vcores run.
+//!
+//! A [`Receiver`] ties together the process's procdata, its
+//! [`HandlerTable`] and a [`VcoreRuntime`]. With it a vcore can:
+//! - [`handle_events`](Receiver::handle_events): clear its `notif_pending`,
+//!   then drain its private and public VCPD mailboxes, dispatching each
+//!   message to the handlers of its type;
+//! - handle indirections (`EV_EVENT`, registered by default): clear the
+//!   queue's `ev_alert_pending`, then drain the queue or call its handler;
+//! - [`recover_public_mbox`](Receiver::recover_public_mbox): drain another
+//!   (preempted) vcore's public mailbox;
+//! - set mailboxes and queues up ([`setup`]) and yield without losing
+//!   messages ([`yielding`]).
+//!
+//! The process trusts its own shared memory, so this side follows the
+//! addresses it finds there directly, as C code would.
+
+mod handlers;
+pub mod setup;
+pub mod yielding;
+
+use core::fmt;
+
+pub use handlers::{HANDLERS_PER_TYPE, Handler, HandlerFn, HandlerTable, RegisterError};
+use log::warn;
+use vcpd_abi::sync::{AtomicUsize, Ordering, fence};
+use vcpd_abi::{EventMbox, EventMsg, EventQueue, MAX_NR_EVENT, MboxRef, ProcDataN, Vcpd};
+
+/// What the receive side needs from the process's runtime.
+pub trait VcoreRuntime {
+    /// Called in every iteration of a spin-wait on another vcore.
+    fn relax(&self) {
+        vcpd_abi::sync::spin_loop();
+    }
+    /// Maps a zeroed, page-aligned page (for UCQ set-up).
+    fn alloc_page(&self) -> Option<usize>;
+    /// Gives a page back (a UCQ returning a surplus page).
+    fn free_page(&self, page: usize);
+}
+
+/// Adapts a [`VcoreRuntime`] to the mailbox crates' consumer traits.
+struct Adapt<'a, R>(&'a R);
+
+impl<R: VcoreRuntime> ucq::ConsumerHost for Adapt<'_, R> {
+    fn relax(&self) {
+        self.0.relax();
+    }
+    fn free_page(&self, page: usize) {
+        self.0.free_page(page);
+    }
+}
+
+impl<R: VcoreRuntime> ceq::ConsumerHost for Adapt<'_, R> {
+    fn relax(&self) {
+        self.0.relax();
+    }
+}
+
+/// A queue's own handler, stored in `EventQueue::ev_handler`. Set it only
+/// with [`setup::set_evq_handler`].
+pub type EvqHandlerFn = extern "C" fn(ev_q: &EventQueue);
+
+/// A process's view of event delivery.
+pub struct Receiver<'a, R> {
+    vcpds: &'a [Vcpd],
+    kernel_evts: &'a [AtomicUsize; MAX_NR_EVENT],
+    handlers: &'a HandlerTable<R>,
+    rt: &'a R,
+}
+
+impl<R> fmt::Debug for Receiver<'_, R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Receiver")
+            .field("vcores", &self.vcpds.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a, R: VcoreRuntime> Receiver<'a, R> {
+    /// A receiver over the process's procdata, handler table and runtime.
+    pub fn new<const V: usize>(
+        procdata: &'a ProcDataN<V>,
+        handlers: &'a HandlerTable<R>,
+        rt: &'a R,
+    ) -> Self {
+        Self {
+            vcpds: &procdata.vcpd,
+            kernel_evts: &procdata.kernel_evts,
+            handlers,
+            rt,
+        }
+    }
+
+    /// The runtime.
+    pub fn runtime(&self) -> &'a R {
+        self.rt
+    }
+
+    /// The handler table.
+    pub fn handlers(&self) -> &'a HandlerTable<R> {
+        self.handlers
+    }
+
+    /// The vcore's VCPD.
+    ///
+    /// # Panics
+    /// If `vcoreid` is not below the number of VCPDs (a bug in the caller:
+    /// the process knows its own vcores).
+    pub fn vcpd(&self, vcoreid: u32) -> &'a Vcpd {
+        &self.vcpds[vcoreid as usize]
+    }
+
+    /// Takes one message from any type of mailbox.
+    pub fn extract_one(&self, mbox: &EventMbox) -> Option<EventMsg> {
+        match mbox.body() {
+            Ok(MboxRef::Ucq(u)) => ucq::try_recv(u, &Adapt(self.rt)),
+            Ok(MboxRef::Ceq(c)) => ceq::try_recv(c, &Adapt(self.rt)),
+            Ok(MboxRef::Bitmap(b)) => evbitmap::try_recv(b),
+            Err(_) => None,
+        }
+    }
+
+    /// Whether a mailbox holds nothing now (an unset-up mailbox is empty).
+    pub fn mbox_is_empty(&self, mbox: &EventMbox) -> bool {
+        match mbox.body() {
+            Ok(MboxRef::Ucq(u)) => ucq::is_empty(u),
+            Ok(MboxRef::Ceq(c)) => ceq::is_empty(c),
+            Ok(MboxRef::Bitmap(b)) => evbitmap::is_empty(b),
+            Err(_) => true,
+        }
+    }
+
+    /// Calls every handler registered for the message's type.
+    pub fn dispatch(&self, vcoreid: u32, msg: &EventMsg) {
+        for h in self.handlers.handlers(msg.ev_type) {
+            (h.func)(self, vcoreid, msg, h.data);
+        }
+    }
+
+    /// Drains `mbox`, dispatching every message; returns how many.
+    pub fn handle_mbox(&self, vcoreid: u32, mbox: &EventMbox) -> usize {
+        let mut n = 0;
+        while let Some(msg) = self.extract_one(mbox) {
+            self.dispatch(vcoreid, &msg);
+            n += 1;
+        }
+        n
+    }
+
+    /// The vcore's event entry: clear `notif_pending`, then drain the
+    /// private and the public VCPD mailbox. Returns messages handled.
+    pub fn handle_events(&self, vcoreid: u32) -> usize {
+        let vcpd = self.vcpd(vcoreid);
+        vcpd.notif_pending.store(false, Ordering::Relaxed);
+        // Store-load: the clear must land before we read the mailboxes. The
+        // kernel posts, then sets `notif_pending`: a message we miss below
+        // set the flag after our clear, and the flag makes us come back.
+        fence(Ordering::SeqCst);
+        self.handle_mbox(vcoreid, &vcpd.ev_mbox_private)
+            + self.handle_mbox(vcoreid, &vcpd.ev_mbox_public)
+    }
+
+    /// Drains another vcore's public mailbox (preemption recovery: its
+    /// owner is not running, and spammed messages must not wait for it).
+    /// Returns messages handled.
+    pub fn recover_public_mbox(&self, my_vcoreid: u32, other: u32) -> usize {
+        self.handle_mbox(my_vcoreid, &self.vcpd(other).ev_mbox_public)
+    }
+
+    /// Drains an event queue's mailbox (or calls its handler): what an
+    /// indirection asks for, without the alert bookkeeping.
+    pub fn handle_event_q(&self, vcoreid: u32, ev_q: &EventQueue) -> usize {
+        let handler = ev_q.ev_handler.load(Ordering::Acquire);
+        if handler != 0 {
+            // SAFETY: `ev_handler` is written only by `setup::set_evq_handler`,
+            // which stores a real `EvqHandlerFn` (the kernel never writes it),
+            // and function pointers and `usize` have the same size.
+            let f: EvqHandlerFn = unsafe { core::mem::transmute::<usize, EvqHandlerFn>(handler) };
+            f(ev_q);
+            return 0;
+        }
+        match ev_q.ev_mbox.load(Ordering::Acquire) {
+            0 => 0,
+            mbox => self.handle_mbox(vcoreid, user_ref::<EventMbox>(mbox)),
+        }
+    }
+
+    /// The kernel-event queue registered for `ev_type` (0 if none).
+    pub fn kernel_evt(&self, ev_type: u16) -> usize {
+        self.kernel_evts
+            .get(usize::from(ev_type))
+            .map_or(0, |s| s.load(Ordering::Acquire))
+    }
+}
+
+/// The built-in `EV_EVENT` handler: the message names an event queue that
+/// has news. Clear its `ev_alert_pending` first, so the kernel may send a
+/// new indirection for anything that arrives while we drain.
+pub(crate) fn handle_indir<R: VcoreRuntime>(
+    rx: &Receiver<'_, R>,
+    vcoreid: u32,
+    msg: &EventMsg,
+    _: usize,
+) {
+    let addr = msg.ev_arg3;
+    if addr == 0 || addr % core::mem::align_of::<EventQueue>() != 0 {
+        warn!("event: indirection with bad queue address {addr:#x} ignored");
+        return;
+    }
+    let ev_q = user_ref::<EventQueue>(addr);
+    ev_q.ev_alert_pending.store(false, Ordering::Relaxed);
+    // Store-load: clear, then look. The kernel posts, fences, then reads the
+    // flag: either it sees our clear (and alerts again) or we see its post.
+    fence(Ordering::SeqCst);
+    rx.handle_event_q(vcoreid, ev_q);
+}
+
+/// A reference to process memory, from a user address found in the
+/// process's own shared structures.
+fn user_ref<T: vcpd_abi::SharedMem>(addr: usize) -> &'static T {
+    // SAFETY: the receive side runs in the process; the addresses it follows
+    // are its own (queue and mailbox pointers it set up, or an indirection
+    // the kernel built from a queue address it checked), and `T:
+    // SharedMem` stays valid under concurrent writes.
+    unsafe { &*core::ptr::with_exposed_provenance::<T>(addr) }
+}

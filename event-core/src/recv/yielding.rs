@@ -1,0 +1,39 @@
+//! Yielding a vcore without losing messages, and coming back online.
+//!
+//! The process's half of the protocol in [`crate::host`]: a vcore that
+//! wants to give up its core first stops advertising `CAN_RCV_MSG`, fences,
+//! and drains its mailboxes once more; only then does it ask the kernel to
+//! yield, and the kernel refuses while `notif_pending` is set. A sender
+//! posts, sets `notif_pending`, fences, and re-checks `CAN_RCV_MSG`: one of
+//! the two always sees the other, so a message is either drained here,
+//! or stops the yield, or goes to another vcore.
+
+use vcpd_abi::VcpdFlags;
+use vcpd_abi::sync::{Ordering, fence};
+
+use super::{Receiver, VcoreRuntime};
+
+impl<R: VcoreRuntime> Receiver<'_, R> {
+    /// First half of a yield. Returns the messages handled; then call the
+    /// kernel's yield. If the kernel refuses (a message arrived), call
+    /// [`vcore_online`](Self::vcore_online) and carry on.
+    pub fn prepare_to_yield(&self, vcoreid: u32) -> usize {
+        self.vcpd(vcoreid)
+            .clear_flags(VcpdFlags::CAN_RCV_MSG, Ordering::SeqCst);
+        // Store-load: the clear must be visible before we drain (and before
+        // the kernel's yield reads `notif_pending`); a sender that still saw
+        // the flag set has set `notif_pending` by then.
+        fence(Ordering::SeqCst);
+        self.handle_events(vcoreid)
+    }
+
+    /// A vcore that starts running (first start, restart after preemption,
+    /// or a refused yield): advertise `CAN_RCV_MSG`, then handle events.
+    /// Returns the messages handled.
+    pub fn vcore_online(&self, vcoreid: u32) -> usize {
+        self.vcpd(vcoreid)
+            .set_flags(VcpdFlags::CAN_RCV_MSG, Ordering::SeqCst);
+        fence(Ordering::SeqCst);
+        self.handle_events(vcoreid)
+    }
+}

@@ -1,0 +1,201 @@
+//! Spamming: getting a message to *some* vcore that will look at it, while
+//! vcores yield, get preempted and come back concurrently.
+//!
+//! A spammed message goes to a public VCPD mailbox (any vcore may drain
+//! another's public mailbox after a preemption), and `notif_pending` is set
+//! on the target. Each attempt is "post, fence, re-check": post first, then
+//! verify the target was still going to look. If a check fails we move on
+//! to another candidate; posting to a vcore that did not need it is a
+//! harmless spurious message (spammed messages must tolerate duplicates).
+//! The unlocked attempts may all fail under a storm of yields; the last
+//! resort takes the process lock, where the lists cannot change.
+
+use log::warn;
+use vcpd_abi::sync::{Ordering, fence};
+use vcpd_abi::{EventMsg, EvqFlags, VcpdFlags};
+
+use crate::host::ProcOps;
+use crate::send::{post_vc_msg, try_notify, vcoreid_is_safe, vcpd};
+use crate::stats::{Drop, SpamPath};
+
+/// Rounds `spam_list_member` retries with a new list head before failing.
+pub const SPAM_LIST_MAX_LOOPS: usize = 10;
+
+/// Which list `spam_list_member` works on.
+#[derive(Clone, Copy, Debug)]
+enum List {
+    Online,
+    BulkPreempted,
+}
+
+impl List {
+    fn head<P: ProcOps>(self, p: &P) -> Option<u32> {
+        match self {
+            Self::Online => p.online_head(),
+            Self::BulkPreempted => p.bulk_preempted_head(),
+        }
+    }
+
+    fn path(self) -> SpamPath {
+        match self {
+            Self::Online => SpamPath::OnlineList,
+            Self::BulkPreempted => SpamPath::BulkPreemptedList,
+        }
+    }
+}
+
+/// Posts to the vcore's public mailbox (setting `notif_pending`), then
+/// interrupts it if the flags ask for IPIs and it is mapped.
+pub(crate) fn spam_vcore<P: ProcOps>(
+    p: &P,
+    vcoreid: u32,
+    msg: &EventMsg,
+    flags: EvqFlags,
+) -> Result<(), Drop> {
+    post_vc_msg(p, vcoreid, false, msg)?;
+    try_notify(p, vcoreid, flags)
+}
+
+fn can_msg_vcore<P: ProcOps>(p: &P, vcoreid: u32) -> Result<bool, Drop> {
+    Ok(vcpd(p, vcoreid)?
+        .flags(Ordering::Acquire)
+        .contains(VcpdFlags::CAN_RCV_MSG))
+}
+
+/// Spams the vcore only if it says it will receive (`CAN_RCV_MSG`), and
+/// succeeds only if it still says so after our post is visible.
+fn try_spam_vcore<P: ProcOps>(
+    p: &P,
+    vcoreid: u32,
+    msg: &EventMsg,
+    flags: EvqFlags,
+) -> Result<bool, Drop> {
+    if !can_msg_vcore(p, vcoreid)? {
+        return Ok(false);
+    }
+    spam_vcore(p, vcoreid, msg, flags)?;
+    // Store-load: our `notif_pending` write must be visible before we read
+    // the flag again. The yielding vcore clears CAN_RCV_MSG, fences, and
+    // later (in the kernel's yield) reads `notif_pending`: if we still see
+    // the flag set, it will see `notif_pending` and not yield.
+    fence(Ordering::SeqCst);
+    can_msg_vcore(p, vcoreid)
+}
+
+/// Spams the head of a vcore list and succeeds if it is still the head
+/// afterwards (a vcore still first on the list has not finished yielding,
+/// and the yield will see `notif_pending`). Retries with the new head a
+/// bounded number of times; failing is always safe.
+fn spam_list_member<P: ProcOps>(
+    p: &P,
+    list: List,
+    msg: &EventMsg,
+    flags: EvqFlags,
+) -> Result<bool, Drop> {
+    let mut vc = list.head(p);
+    let mut loops = 0;
+    while let Some(vcoreid) = vc {
+        if !vcoreid_is_safe(p, vcoreid) {
+            warn!("event: vcore list {list:?} holds out-of-range vcore {vcoreid}");
+            return Ok(false);
+        }
+        spam_vcore(p, vcoreid, msg, flags)?;
+        // `notif_pending` must be visible before we re-read the list: the
+        // yield path removes the vcore, fences, and re-checks the flag.
+        fence(Ordering::SeqCst);
+        let first = list.head(p);
+        if first == Some(vcoreid) {
+            p.stats().count_spam(list.path());
+            return Ok(true);
+        }
+        // The vcore left the list: try the new head.
+        loops += 1;
+        if loops > SPAM_LIST_MAX_LOOPS {
+            warn!("event: {loops} attempts to find a vcore on the {list:?} list, falling back");
+            return Ok(false);
+        }
+        vc = first;
+    }
+    Ok(false)
+}
+
+/// Makes sure `msg` reaches a vcore that will handle it, preferring
+/// `vcoreid`; with `VCORE_MUST_RUN`, one that is running.
+pub(crate) fn spam_public_msg<P: ProcOps>(
+    p: &P,
+    msg: &EventMsg,
+    vcoreid: u32,
+    flags: EvqFlags,
+) -> Result<(), Drop> {
+    let stats = p.stats();
+    if !p.is_mcp() {
+        spam_vcore(p, 0, msg, flags)?;
+        stats.count_spam(SpamPath::Scp);
+        return Ok(());
+    }
+    if flags.contains(EvqFlags::VCORE_MUST_RUN) {
+        if p.vcore_is_mapped(vcoreid) {
+            spam_vcore(p, vcoreid, msg, flags)?;
+            // Check, signal, check again: `notif_pending` before the re-read.
+            fence(Ordering::SeqCst);
+            if p.vcore_is_mapped(vcoreid) {
+                stats.count_spam(SpamPath::ChosenVcore);
+                return Ok(());
+            }
+        }
+        if spam_list_member(p, List::Online, msg, flags)? {
+            return Ok(());
+        }
+        return ultimate_fallback(p, msg, flags);
+    }
+    if try_spam_vcore(p, vcoreid, msg, flags)? {
+        stats.count_spam(SpamPath::ChosenVcore);
+        return Ok(());
+    }
+    // A WAITING process has no vcore on the online or bulk lists.
+    if p.is_waiting() {
+        return ultimate_fallback(p, msg, flags);
+    }
+    if spam_list_member(p, List::Online, msg, flags)?
+        || spam_list_member(p, List::BulkPreempted, msg, flags)?
+    {
+        return Ok(());
+    }
+    // Last unlocked chance: the inactive head may be receivable (the
+    // fallback below marked it earlier, or a bulk-preempted vcore that was
+    // not restarted). If we are WAITING by now, WAKEUP handles it.
+    if let Some(vc) = p.inactive_head() {
+        if vcoreid_is_safe(p, vc) && try_spam_vcore(p, vc, msg, flags)? {
+            stats.count_spam(SpamPath::InactiveHead);
+            return Ok(());
+        }
+    }
+    ultimate_fallback(p, msg, flags)
+}
+
+/// Under the process lock, where the lists are stable: an online vcore, or
+/// a bulk-preempted one, or else the first inactive vcore (the one a
+/// wakeup will start), which we mark `CAN_RCV_MSG`.
+fn ultimate_fallback<P: ProcOps>(p: &P, msg: &EventMsg, flags: EvqFlags) -> Result<(), Drop> {
+    p.with_proc_lock(|| {
+        let target = if p.is_waiting() {
+            None
+        } else {
+            p.online_head().or_else(|| p.bulk_preempted_head())
+        };
+        let (vc, inactive) = match target {
+            Some(vc) => (vc, false),
+            None => (p.inactive_head().ok_or(Drop::NoVcoreToSpam)?, true),
+        };
+        if !vcoreid_is_safe(p, vc) {
+            return Err(Drop::UnsafeVcore(vc));
+        }
+        spam_vcore(p, vc, msg, flags)?;
+        if inactive {
+            // It will be woken first; let later senders find it unlocked.
+            vcpd(p, vc)?.set_flags(VcpdFlags::CAN_RCV_MSG, Ordering::SeqCst);
+        }
+        p.stats().count_spam(SpamPath::LockedFallback);
+        Ok(())
+    })
+}

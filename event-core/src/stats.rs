@@ -1,0 +1,277 @@
+//! Per-process counters: what was delivered, how, and what was dropped why.
+
+use core::fmt;
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use ceq::CeqStats;
+use evbitmap::BitmapStats;
+use ucq::UcqStats;
+use vcpd_abi::MboxType;
+
+/// Why a message was dropped. Each costs that message alone.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Drop {
+    /// Called from interrupt context.
+    IrqContext,
+    /// The process is dying.
+    Dying,
+    /// The event queue pointer is not writable user memory.
+    BadEventQueue(usize),
+    /// ROUNDROBIN on an MCP with zero vcores.
+    NoVcores,
+    /// The chosen vcore id is not below the process's bound.
+    UnsafeVcore(u32),
+    /// A VCPD lies outside the process's memory (broken procdata).
+    BadVcpd(u32),
+    /// The mailbox pointer is not writable user memory.
+    BadMailbox(usize),
+    /// The mailbox's type tag names no mailbox type.
+    UnknownMailboxType(i32),
+    /// The UCQ refused the message.
+    Ucq(ucq::SendError),
+    /// The CEQ refused the message.
+    Ceq(ceq::SendError),
+    /// The bitmap refused the message.
+    Bitmap(evbitmap::SendError),
+    /// A kernel event type not below `MAX_NR_EVENT`.
+    BadKernelEventType(u16),
+    /// No vcore at all to spam (the host broke the list invariant).
+    NoVcoreToSpam,
+}
+
+impl fmt::Display for Drop {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::IrqContext => f.write_str("send_event called from interrupt context"),
+            Self::Dying => f.write_str("process is dying"),
+            Self::BadEventQueue(a) => write!(f, "event queue {a:#x} is not user memory"),
+            Self::NoVcores => f.write_str("round-robin over zero vcores"),
+            Self::UnsafeVcore(v) => write!(f, "vcore id {v} is out of range"),
+            Self::BadVcpd(v) => write!(f, "VCPD of vcore {v} is not user memory"),
+            Self::BadMailbox(a) => write!(f, "mailbox {a:#x} is not user memory"),
+            Self::UnknownMailboxType(t) => write!(f, "unknown mailbox type {t}"),
+            Self::Ucq(e) => write!(f, "{e}"),
+            Self::Ceq(e) => write!(f, "{e}"),
+            Self::Bitmap(e) => write!(f, "{e}"),
+            Self::BadKernelEventType(t) => write!(f, "kernel event type {t} out of range"),
+            Self::NoVcoreToSpam => f.write_str("no vcore on any list to spam"),
+        }
+    }
+}
+
+impl core::error::Error for Drop {}
+
+impl Drop {
+    /// The counter slot of this reason.
+    pub const fn kind(&self) -> DropKind {
+        match self {
+            Self::IrqContext => DropKind::IrqContext,
+            Self::Dying => DropKind::Dying,
+            Self::BadEventQueue(_) => DropKind::BadEventQueue,
+            Self::NoVcores => DropKind::NoVcores,
+            Self::UnsafeVcore(_) => DropKind::UnsafeVcore,
+            Self::BadVcpd(_) => DropKind::BadVcpd,
+            Self::BadMailbox(_) => DropKind::BadMailbox,
+            Self::UnknownMailboxType(_) => DropKind::UnknownMailboxType,
+            Self::Ucq(_) | Self::Ceq(_) | Self::Bitmap(_) => DropKind::MailboxRefused,
+            Self::BadKernelEventType(_) => DropKind::BadKernelEventType,
+            Self::NoVcoreToSpam => DropKind::NoVcoreToSpam,
+        }
+    }
+}
+
+/// Drop reasons, as counter slots.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[allow(missing_docs)] // one per `Drop` variant, same meaning
+pub enum DropKind {
+    IrqContext,
+    Dying,
+    BadEventQueue,
+    NoVcores,
+    UnsafeVcore,
+    BadVcpd,
+    BadMailbox,
+    UnknownMailboxType,
+    MailboxRefused,
+    BadKernelEventType,
+    NoVcoreToSpam,
+}
+
+impl DropKind {
+    /// Every kind, in counter order.
+    pub const ALL: [DropKind; 11] = [
+        Self::IrqContext,
+        Self::Dying,
+        Self::BadEventQueue,
+        Self::NoVcores,
+        Self::UnsafeVcore,
+        Self::BadVcpd,
+        Self::BadMailbox,
+        Self::UnknownMailboxType,
+        Self::MailboxRefused,
+        Self::BadKernelEventType,
+        Self::NoVcoreToSpam,
+    ];
+}
+
+/// Which step of the spam algorithm delivered a spammed message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SpamPath {
+    /// An SCP: its only vcore.
+    Scp,
+    /// The chosen vcore (CAN_RCV_MSG, or mapped for MUST_RUN).
+    ChosenVcore,
+    /// A member of the online list.
+    OnlineList,
+    /// A member of the bulk-preempted list.
+    BulkPreemptedList,
+    /// The inactive list's head, without the lock.
+    InactiveHead,
+    /// The locked ultimate fallback.
+    LockedFallback,
+}
+
+impl SpamPath {
+    /// Every path, in counter order.
+    pub const ALL: [SpamPath; 6] = [
+        Self::Scp,
+        Self::ChosenVcore,
+        Self::OnlineList,
+        Self::BulkPreemptedList,
+        Self::InactiveHead,
+        Self::LockedFallback,
+    ];
+}
+
+/// A process's event counters. All `core` atomics in kernel memory.
+#[derive(Debug, Default)]
+pub struct EventStats {
+    /// `send_event` calls that got past the dying check.
+    pub sends: AtomicU64,
+    /// Messages posted, per mailbox type (UCQ, bitmap, CEQ).
+    pub posted: [AtomicU64; 3],
+    /// Indirections sent.
+    pub indirs_sent: AtomicU64,
+    /// Indirections suppressed by throttling (`ev_alert_pending` was set).
+    pub indirs_throttled: AtomicU64,
+    /// Spammed messages, per [`SpamPath`].
+    pub spam: [AtomicU64; 6],
+    /// Notifications (`notif_pending` set, interrupt if enabled and mapped).
+    pub notifies: AtomicU64,
+    /// Interrupts requested through `ipi_vcore`.
+    pub ipis: AtomicU64,
+    /// Wakeups of a WAITING process.
+    pub wakeups: AtomicU64,
+    /// Drops, per [`DropKind`].
+    pub drops: [AtomicU64; 11],
+    /// UCQ producer counters.
+    pub ucq: UcqStats,
+    /// CEQ producer counters.
+    pub ceq: CeqStats,
+    /// Bitmap producer counters.
+    pub bitmap: BitmapStats,
+}
+
+impl EventStats {
+    /// All zero.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Posts to mailboxes of type `t`.
+    pub fn posted(&self, t: MboxType) -> u64 {
+        self.posted[mbox_slot(t)].load(Ordering::Relaxed)
+    }
+
+    /// Spammed messages delivered by `path`.
+    pub fn spam(&self, path: SpamPath) -> u64 {
+        self.spam[path as usize].load(Ordering::Relaxed)
+    }
+
+    /// Drops of kind `kind`.
+    pub fn drops(&self, kind: DropKind) -> u64 {
+        self.drops[kind as usize].load(Ordering::Relaxed)
+    }
+
+    /// All drops.
+    pub fn total_drops(&self) -> u64 {
+        self.drops.iter().map(|d| d.load(Ordering::Relaxed)).sum()
+    }
+
+    pub(crate) fn count_post(&self, t: MboxType) {
+        bump(&self.posted[mbox_slot(t)]);
+    }
+
+    pub(crate) fn count_spam(&self, path: SpamPath) {
+        bump(&self.spam[path as usize]);
+    }
+
+    pub(crate) fn count_drop(&self, d: &Drop) {
+        bump(&self.drops[d.kind() as usize]);
+    }
+}
+
+const fn mbox_slot(t: MboxType) -> usize {
+    match t {
+        MboxType::Ucq => 0,
+        MboxType::Bitmap => 1,
+        MboxType::Ceq => 2,
+    }
+}
+
+pub(crate) fn bump(c: &AtomicU64) {
+    c.fetch_add(1, Ordering::Relaxed);
+}
+
+impl fmt::Display for EventStats {
+    /// A one-screen summary, e.g. for a kernel's debug console.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let r = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        writeln!(
+            f,
+            "sends {} | posted ucq {} bitmap {} ceq {} | indirs {} throttled {} | notifies {} ipis {} wakeups {}",
+            r(&self.sends),
+            r(&self.posted[0]),
+            r(&self.posted[1]),
+            r(&self.posted[2]),
+            r(&self.indirs_sent),
+            r(&self.indirs_throttled),
+            r(&self.notifies),
+            r(&self.ipis),
+            r(&self.wakeups)
+        )?;
+        write!(f, "spam:")?;
+        for p in SpamPath::ALL {
+            write!(f, " {p:?} {}", self.spam(p))?;
+        }
+        writeln!(f)?;
+        write!(f, "drops:")?;
+        for k in DropKind::ALL {
+            let n = self.drops(k);
+            if n != 0 {
+                write!(f, " {k:?} {n}")?;
+            }
+        }
+        if self.total_drops() == 0 {
+            write!(f, " none")?;
+        }
+        let u = self.ucq.snapshot();
+        write!(
+            f,
+            "\nucq: page switches {} (spares {}, new pages {}), drops {}",
+            u.page_switches,
+            u.spares_used,
+            u.pages_allocated,
+            self.ucq.dropped()
+        )?;
+        let c = self.ceq.snapshot();
+        write!(
+            f,
+            "\nceq: ring posts {} coalesced {} overflows {}, drops {}",
+            c.ring_posts,
+            c.already_posted,
+            c.overflows,
+            self.ceq.dropped()
+        )
+    }
+}
