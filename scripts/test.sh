@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 # Library crates: each must build for bare metal as well as for the host.
 LIB_CRATES=(vcpd-abi ucq ceq evbitmap event-core apic)
 # Crates with loom models (tests/loom.rs), model-checked under cfg(loom).
-LOOM_CRATES=(ucq ceq evbitmap)
+LOOM_CRATES=(ucq ceq evbitmap event-core)
 
 step() { printf '\n==> %s\n' "$*"; }
 

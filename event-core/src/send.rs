@@ -181,10 +181,11 @@ pub(crate) fn post_vc_msg<P: ProcOps>(
 ) -> Result<(), Drop> {
     let vcpd = vcpd(p, vcoreid)?;
     post_ev_msg(p, vcpd.mbox(private), msg)?;
-    // Release: whoever sees `notif_pending` set sees the message (the
-    // mailbox's own publication already orders it; this keeps it explicit).
-    // Set even without IPI: the flag is what stops a yield.
-    vcpd.notif_pending.store(true, Ordering::Release);
+    // Set even without IPI: the flag is what stops a yield. Release: whoever
+    // sees it set sees the message. A swap rather than a store, like every
+    // write of this flag, so the writes are totally ordered with the
+    // vcore's clearing swap in `handle_events` (see there).
+    vcpd.notif_pending.swap(true, Ordering::AcqRel);
     Ok(())
 }
 
@@ -193,7 +194,7 @@ pub(crate) fn post_vc_msg<P: ProcOps>(
 pub(crate) fn notify_vcore<P: ProcOps>(p: &P, vcoreid: u32) -> Result<(), Drop> {
     let vcpd = vcpd(p, vcoreid)?;
     bump(&p.stats().notifies);
-    vcpd.notif_pending.store(true, Ordering::Release);
+    vcpd.notif_pending.swap(true, Ordering::AcqRel);
     // Store-load: `notif_pending` must be visible before we read
     // `notif_disabled`. The vcore clears `notif_disabled`, fences, and checks
     // `notif_pending`: one of us sees the other's write.

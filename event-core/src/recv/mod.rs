@@ -151,10 +151,16 @@ impl<'a, R: VcoreRuntime> Receiver<'a, R> {
     /// private and the public VCPD mailbox. Returns messages handled.
     pub fn handle_events(&self, vcoreid: u32) -> usize {
         let vcpd = self.vcpd(vcoreid);
-        vcpd.notif_pending.store(false, Ordering::Relaxed);
-        // Store-load: the clear must land before we read the mailboxes. The
-        // kernel posts, then sets `notif_pending`: a message we miss below
-        // set the flag after our clear, and the flag makes us come back.
+        // A swap, not a store: every write of this flag is a read-modify-
+        // write, so its writes are totally ordered, and a clear that lands
+        // after a sender's set reads that set and synchronizes with it (the
+        // drain below then sees the message). The fences alone already make
+        // this correct under the C11 model; the swaps make it hold without
+        // relying on SC-fence reasoning that loom does not model precisely.
+        vcpd.notif_pending.swap(false, Ordering::AcqRel);
+        // Store-load: the clear must land before we read the mailboxes. A
+        // sender whose set comes after our clear leaves the flag set, which
+        // makes us (or the kernel's yield) come back.
         fence(Ordering::SeqCst);
         self.handle_mbox(vcoreid, &vcpd.ev_mbox_private)
             + self.handle_mbox(vcoreid, &vcpd.ev_mbox_public)
