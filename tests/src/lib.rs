@@ -1,5 +1,15 @@
-//! Integration tests of the vcpd-events crates.
+//! Integration tests of the vcpd-events crates, and the machinery they share.
 //!
-//! The test files under `tests/` exercise the crates together; shared test
-//! machinery (the simulated multicore kernel, QEMU runners) lives in this
-//! library so every test file can use it.
+//! - [`sim`]: a simulated multicore kernel on std threads that implements
+//!   the host traits for real (vcore lists under a process lock, yield
+//!   refused while `notif_pending`, bulk preemption and restart, WAITING
+//!   and wakeup, SCPs and MCPs, notifications as per-vcore interrupt
+//!   flags), used by the `sim_*` scenario tests.
+//! - [`rng`]: a small seeded generator, so every scenario prints the seed
+//!   that reproduces it (`SIM_SEED=<seed>`).
+//!
+//! The QEMU boot tests (`tests/qemu_boot.rs`) boot the demo kernel.
+
+pub mod rng;
+pub mod scenario;
+pub mod sim;
