@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every check the project requires, on the host and for bare metal.
-# Set-up free: the Rust target comes from rust-toolchain.toml.
+# Set-up free: the Rust target comes from rust-toolchain.toml, QEMU from
+# scripts/install-qemu.sh when it is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,11 +12,17 @@ LOOM_CRATES=(ucq ceq evbitmap event-core)
 
 step() { printf '\n==> %s\n' "$*"; }
 
+step "QEMU (for the demo-kernel boot tests)"
+bash scripts/install-qemu.sh
+
 step "rustfmt"
 cargo fmt --all --check
 
 step "clippy (host)"
 cargo clippy --workspace --exclude demo-kernel --all-targets --locked -- -D warnings
+
+step "clippy (bare metal: demo kernel)"
+cargo clippy --locked -p demo-kernel --target x86_64-unknown-none -- -D warnings
 
 step "bare-metal builds (x86_64-unknown-none)"
 for c in "${LIB_CRATES[@]}"; do
