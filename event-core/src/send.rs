@@ -65,15 +65,17 @@ fn send_in_process<P: ProcOps>(
             .user_ref::<EventMbox>(mbox_addr)
             .ok_or(Drop::BadMailbox(mbox_addr))?;
         post_ev_msg(p, mbox, msg)?;
-        // The message must be visible before any alert about it, and (for
-        // INDIR) before we read `ev_alert_pending`: a consumer clears that
-        // flag, fences, then looks at this mailbox. With this fence, either
-        // it sees our message or we see its clear and send a new alert.
-        fence(Ordering::SeqCst);
         if flags.contains(EvqFlags::INDIR) {
+            // Store-load: the message must be visible before we read
+            // `ev_alert_pending`. A consumer clears that flag, fences, then
+            // looks at this mailbox: either it sees our message, or we see
+            // its clear and send a new alert.
+            fence(Ordering::SeqCst);
             send_indir(p, ev_q, ev_q_addr, vcoreid, flags)?;
         } else {
-            // They may want an IPI without an indirection.
+            // They may want an IPI without an indirection. No fence needed:
+            // the notification's read-modify-write of `notif_pending` orders
+            // the message before the alert.
             try_notify(p, vcoreid, flags)?;
         }
     }

@@ -25,8 +25,12 @@ use loom::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize};
 use loom::sync::{Arc, Mutex};
 use loom::thread;
 use ucq::{UcqLocks, UserPageAlloc};
+use vcpd_abi::sync::AtomicI32;
 use vcpd_abi::sync::{Ordering, fence};
-use vcpd_abi::{EventMsg, EventQueue, EvqFlags, ProcDataN, UserMemory, VcpdFlags};
+use vcpd_abi::{
+    CeqEvent, CeqOp, EventMsg, EventQueue, EventQueueBig, EvqFlags, ProcDataN, UcqPage, UserMemory,
+    VcpdFlags,
+};
 
 const V: usize = 2;
 const NONE: u32 = u32::MAX;
@@ -42,6 +46,17 @@ struct Lists {
 struct Proc {
     procdata: Box<ProcDataN<V>>,
     ev_q: Box<EventQueue>,
+    /// A queue with its own bitmap mailbox and INDIR, for guarantee 5.
+    indir_q: Box<EventQueueBig>,
+    /// Bit `t` set: a payload of type `t` was handled.
+    payloads: AtomicUsize,
+    /// Arrays for a CEQ VCPD mailbox (indirections need a mailbox that
+    /// carries `ev_arg3`, the queue's address; a bitmap does not).
+    ceq_events: Box<[CeqEvent; 16]>,
+    ceq_ring: Box<[AtomicI32; 4]>,
+    /// Pages for a UCQ, only in the models that need one (they are big
+    /// under loom).
+    pages: Vec<Box<UcqPage>>,
     lock: Mutex<Lists>,
     heads: [AtomicU32; 3],
     mapped: [AtomicBool; V],
@@ -55,9 +70,18 @@ impl Proc {
     /// An MCP with both vcores online, running and receptive, bitmap VCPD
     /// mailboxes, and a SPAM_PUBLIC queue preferring vcore 0.
     fn new(extra: EvqFlags) -> Arc<Self> {
+        Self::with_pages(extra, 0)
+    }
+
+    fn with_pages(extra: EvqFlags, pages: usize) -> Arc<Self> {
         let p = Self {
             procdata: Box::new(ProcDataN::new()),
             ev_q: Box::new(EventQueue::default()),
+            indir_q: Box::new(EventQueueBig::default()),
+            payloads: AtomicUsize::new(0),
+            ceq_events: Box::new(std::array::from_fn(|_| CeqEvent::default())),
+            ceq_ring: Box::new(std::array::from_fn(|_| AtomicI32::new(0))),
+            pages: (0..pages).map(|_| Box::new(UcqPage::new())).collect(),
             lock: Mutex::new(Lists {
                 online: vec![0, 1],
                 ..Lists::default()
@@ -76,6 +100,15 @@ impl Proc {
             vcpd.set_flags(VcpdFlags::CAN_RCV_MSG, Ordering::Relaxed);
         }
         setup::init_evq(&p.ev_q, 0, EvqFlags::SPAM_PUBLIC | extra, 0);
+        if p.pages.is_empty() {
+            setup::init_big_evq(&p.indir_q, MboxKind::Bitmap, EvqFlags::INDIR, 0, &NoPages)
+                .unwrap();
+        } else {
+            let rt = Pages(std::sync::Mutex::new(
+                p.pages.iter().map(|pg| Self::addr(&**pg)).collect(),
+            ));
+            setup::init_big_evq(&p.indir_q, MboxKind::Ucq, EvqFlags::INDIR, 0, &rt).unwrap();
+        }
         p.publish_heads(&p.lock.lock().unwrap());
         Arc::new(p)
     }
@@ -204,6 +237,12 @@ impl Proc {
     }
 }
 
+fn payload(_: &Receiver<'_, NoPages>, _: u32, msg: &EventMsg, data: usize) {
+    // SAFETY: `data` is the address of `Proc::payloads`, alive for the run.
+    let seen = unsafe { &*std::ptr::with_exposed_provenance::<AtomicUsize>(data) };
+    seen.fetch_or(1 << msg.ev_type, Ordering::Relaxed);
+}
+
 fn count(_: &Receiver<'_, NoPages>, _: u32, _: &EventMsg, data: usize) {
     // SAFETY: `data` is the address of `Proc::handled`, alive for the model run.
     let handled = unsafe { &*std::ptr::with_exposed_provenance::<AtomicUsize>(data) };
@@ -223,17 +262,35 @@ impl VcoreRuntime for NoPages {
     fn free_page(&self, _: usize) {}
 }
 
+/// Hands out a fixed set of pre-built pages (UCQ set-up in the model).
+struct Pages(std::sync::Mutex<Vec<usize>>);
+
+impl VcoreRuntime for Pages {
+    fn alloc_page(&self) -> Option<usize> {
+        self.0.lock().unwrap().pop()
+    }
+    fn free_page(&self, _: usize) {}
+}
+
 // SAFETY: accepts only ranges inside procdata and the queue, both owned by
 // the `Proc` (alive as long as `&self`), with exposed provenance.
 unsafe impl UserMemory for Proc {
     fn translate(&self, addr: usize, len: usize) -> Option<NonNull<u8>> {
+        let pages = self
+            .pages
+            .iter()
+            .map(|pg| (Self::addr(&**pg), size_of::<UcqPage>()));
         let regions = [
             (Self::addr(&*self.procdata), size_of::<ProcDataN<V>>()),
             (Self::addr(&*self.ev_q), size_of::<EventQueue>()),
+            (Self::addr(&*self.indir_q), size_of::<EventQueueBig>()),
+            (Self::addr(&*self.ceq_events), size_of::<[CeqEvent; 16]>()),
+            (Self::addr(&*self.ceq_ring), size_of::<[AtomicI32; 4]>()),
         ];
         let ok = regions
-            .iter()
-            .any(|&(b, l)| addr >= b && addr.checked_add(len).is_some_and(|e| e <= b + l));
+            .into_iter()
+            .chain(pages)
+            .any(|(b, l)| addr >= b && addr.checked_add(len).is_some_and(|e| e <= b + l));
         if ok {
             NonNull::new(std::ptr::with_exposed_provenance_mut(addr))
         } else {
@@ -361,5 +418,62 @@ fn spam_races_a_yield_and_a_preemption() {
         vc0.join().unwrap();
         kernel.join().unwrap();
         p.assert_delivered();
+    });
+}
+
+/// Guarantee 5: two sends to a throttled INDIR queue race a vcore that
+/// handles the indirection (clearing `ev_alert_pending`, then draining).
+/// Whatever the interleaving, once both stop, every payload was handled or
+/// an indirection is waiting behind a set `notif_pending`: no alert lost.
+#[test]
+fn throttled_indirections_never_lose_an_alert() {
+    model(|| {
+        // The queue's payloads go to a UCQ: its producer reads nothing its
+        // consumers write, so only the fences order the alert handshake.
+        let p = Proc::with_pages(EvqFlags::empty(), 2);
+        let kind = MboxKind::Ceq {
+            op: CeqOp::Or,
+            events: &*p.ceq_events,
+            ring: &*p.ceq_ring,
+        };
+        setup::init_mbox(&p.procdata.vcpd[0].ev_mbox_public, kind, &NoPages).unwrap();
+        let vcore = {
+            let p = p.clone();
+            spawn(move || {
+                let handlers = HandlerTable::new();
+                for t in [3, 4] {
+                    handlers
+                        .register(t, payload, Proc::addr(&p.payloads))
+                        .unwrap();
+                }
+                let rx = Receiver::new(&*p.procdata, &handlers, &NoPages);
+                for _ in 0..2 {
+                    if p.procdata.vcpd[0].notif_pending.load(Ordering::Acquire) {
+                        rx.handle_events(0);
+                    } else {
+                        thread::yield_now();
+                    }
+                }
+            })
+        };
+        for t in [3u16, 4] {
+            event_core::send_event(&*p, Proc::addr(&*p.indir_q), &EventMsg::new(t), 0).unwrap();
+        }
+        vcore.join().unwrap();
+        // The vcore comes back only if notified (notif_pending).
+        let handlers = HandlerTable::new();
+        for t in [3, 4] {
+            handlers
+                .register(t, payload, Proc::addr(&p.payloads))
+                .unwrap();
+        }
+        if p.procdata.vcpd[0].notif_pending.load(Ordering::Acquire) {
+            Receiver::new(&*p.procdata, &handlers, &NoPages).handle_events(0);
+        }
+        assert_eq!(
+            p.payloads.load(Ordering::Relaxed),
+            1 << 3 | 1 << 4,
+            "a payload is stranded without an alert"
+        );
     });
 }
