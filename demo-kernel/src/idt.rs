@@ -15,6 +15,7 @@
 //!   spurious vector and the masked 8259's spurious IRQs, which need no EOI.
 
 use core::arch::global_asm;
+use core::sync::atomic::Ordering;
 
 use apic::Vector;
 use spin::{Once, RwLock};
@@ -202,7 +203,12 @@ extern "C" fn dispatch(frame: &mut InterruptFrame) {
     let handler = HANDLERS.read()[usize::from(vector)];
     match handler {
         Some(handler) => {
+            // Interrupt context while the handler runs (event sends check
+            // it). Relaxed: only this CPU reads its own counter.
+            let cpu = crate::percpu::current();
+            cpu.irq_depth.fetch_add(1, Ordering::Relaxed);
             handler(frame);
+            cpu.irq_depth.fetch_sub(1, Ordering::Relaxed);
             crate::lapic::eoi();
         }
         // A masked 8259 still raises spurious IRQ 7/15: no EOI for those.

@@ -22,7 +22,18 @@
 //! | [`smp`] (+ `asm/trampoline.S`) | INIT-SIPI-SIPI and the AP entry |
 //! | [`jobs`] | running a function on another CPU |
 //! | [`checks`] | the platform self-checks |
-//! | [`scenarios`] | the event-delivery scenarios |
+//!
+//! The process model on top of it, which is what adopting the crates takes:
+//!
+//! | module | what |
+//! |---|---|
+//! | [`uspace`] | a process's range of the user region: bounds check, pages |
+//! | [`process`] | a process: state, vcore lists, the process lock, yield, preempt, restart, wakeup |
+//! | [`proc_ops`] | `ProcOps` and the memory traits for a process (the adoption in one file) |
+//! | [`sched`] | pcores: APs running vcores; notification and preemption IPIs; the timer-driven scheduler |
+//! | [`runtime`] | the process's runtime for event-core's receive half; its `malloc` |
+//! | [`vcore`] | vcore code: come online, handle events, recover preempted peers, yield |
+//! | [`scenarios`] | the eight event-delivery scenarios |
 //!
 //! Memory model: physical memory below 4 GiB is identity-mapped (see
 //! [`boot`]), so physical addresses are kernel pointers.
@@ -44,11 +55,17 @@ pub mod lapic;
 pub mod memory;
 pub mod multiboot;
 pub mod percpu;
+pub mod proc_ops;
+pub mod process;
 pub mod qemu;
+pub mod runtime;
 pub mod scenarios;
+pub mod sched;
 pub mod smp;
 pub mod time;
 pub mod user_region;
+pub mod uspace;
+pub mod vcore;
 
 use core::fmt::Write;
 use core::panic::PanicInfo;

@@ -48,6 +48,9 @@ pub struct PerCpu {
     pub ipi_count: AtomicU64,
     /// Local APIC timer interrupts this CPU received (time.rs).
     pub timer_ticks: AtomicU64,
+    /// Interrupt handlers this CPU is inside of now (idt.rs); non-zero means
+    /// interrupt context, where event sends are refused.
+    pub(crate) irq_depth: AtomicU32,
     /// Work the BSP posts for this CPU (jobs.rs).
     pub(crate) mailbox: Mailbox,
     /// The TSS, with this CPU's IST stacks (gdt.rs).
@@ -67,6 +70,7 @@ impl PerCpu {
             online: AtomicBool::new(false),
             ipi_count: AtomicU64::new(0),
             timer_ticks: AtomicU64::new(0),
+            irq_depth: AtomicU32::new(0),
             mailbox: Mailbox::new(),
             tss: Once::new(),
             gdt: Once::new(),
@@ -101,6 +105,12 @@ impl PerCpu {
     /// so whoever sees it online also sees its APIC id and tables.
     pub(crate) fn set_online(&self) {
         self.online.store(true, Ordering::Release);
+    }
+
+    /// Whether this CPU runs an interrupt handler now (call it on the CPU
+    /// itself: another CPU's answer is stale at once).
+    pub fn in_interrupt(&self) -> bool {
+        self.irq_depth.load(Ordering::Relaxed) != 0
     }
 
     /// Top of this CPU's kernel stack (the stack it runs on outside IST

@@ -88,6 +88,39 @@ pub fn alloc_page() -> Option<usize> {
     Some(addr)
 }
 
+/// Allocates `npages` contiguous, zeroed user pages (first fit) and returns
+/// the user address of the first, or `None` if no such run is free. The
+/// demo gives each process its own range this way (process.rs), so each
+/// has its own bounds check inside the region.
+pub fn alloc_range(npages: usize) -> Option<usize> {
+    if npages == 0 || npages > NPAGES {
+        return None;
+    }
+    let first = interrupts::without_interrupts(|| {
+        let mut used = USED.lock();
+        let is_used = |used: &[u64; NWORDS], i: usize| used[i / 64] & (1 << (i % 64)) != 0;
+        let mut start = 0;
+        while start + npages <= NPAGES {
+            match (start..start + npages).find(|&i| is_used(&used, i)) {
+                // Restart the search after the page in the way.
+                Some(taken) => start = taken + 1,
+                None => {
+                    for i in start..start + npages {
+                        used[i / 64] |= 1 << (i % 64);
+                    }
+                    return Some(start);
+                }
+            }
+        }
+        None
+    })?;
+    let addr = USER_BASE + first * PAGE_SIZE;
+    // SAFETY: as in `alloc_page`: inside the region, reserved RAM, and the
+    // run was free, so nobody else uses these pages.
+    unsafe { core::ptr::write_bytes(addr as *mut u8, 0, npages * PAGE_SIZE) };
+    Some(addr)
+}
+
 /// Returns the user page at `addr` to the region. The kernel never holds
 /// references into user memory, so a page the process still uses merely
 /// stops being its own (a bug in the demo, not a memory-safety hole).

@@ -1,0 +1,98 @@
+//! The process's runtime: what its vcore code needs from "libc".
+//!
+//! event-core's receive half is generic over [`VcoreRuntime`]: a spin-wait
+//! hint and pages for UCQs. Here pages come from the process's own address
+//! space (in a real system: `mmap`, a system call), and spin-waits use the
+//! CPU's `pause`. A vcore spinning on a lock held by a *preempted* vcore
+//! needs no help from the runtime: the kernel restarts every preempted
+//! vcore within a few timer ticks (sched.rs), so the wait is bounded.
+//!
+//! The runtime also has the process's small-object allocator (its
+//! `malloc`): event queues, CEQ arrays and the like are carved out of pages
+//! of the process's space, zeroed, and never freed (the demo's processes
+//! set their queues up once per scenario).
+
+use spin::Mutex;
+use vcpd_abi::SharedMem;
+use x86_64::instructions::interrupts;
+
+use event_core::recv::VcoreRuntime;
+
+use crate::process;
+use crate::user_region::PAGE_SIZE;
+
+/// A process's runtime (one per process, inside its [`process::Process`]).
+#[derive(Debug)]
+pub struct Runtime {
+    pid: usize,
+    /// The bump allocator: the current page and how much of it is used.
+    heap: Mutex<(usize, usize)>,
+}
+
+impl Runtime {
+    /// The runtime of process `pid`.
+    pub const fn new(pid: usize) -> Self {
+        Self {
+            pid,
+            heap: Mutex::new((0, PAGE_SIZE)),
+        }
+    }
+
+    fn process(&self) -> &'static process::Process {
+        process::get(self.pid)
+    }
+
+    /// Allocates `size` zeroed bytes aligned to `align` (at most a page) in
+    /// the process's memory; their user address.
+    fn alloc_bytes(&self, size: usize, align: usize) -> Option<usize> {
+        if size > PAGE_SIZE {
+            // Whole pages, page-aligned (so any alignment up to a page).
+            return self.process().space().alloc_pages(size.div_ceil(PAGE_SIZE));
+        }
+        interrupts::without_interrupts(|| {
+            let mut heap = self.heap.lock();
+            let (page, used) = *heap;
+            let start = used.next_multiple_of(align);
+            if page != 0 && start + size <= PAGE_SIZE {
+                *heap = (page, start + size);
+                return Some(page + start);
+            }
+            let page = self.process().space().alloc_page()?;
+            *heap = (page, size);
+            Some(page)
+        })
+    }
+
+    /// A zeroed `T` in the process's memory (its `malloc`).
+    pub fn alloc<T: SharedMem>(&self) -> Option<&'static T> {
+        let addr = self.alloc_bytes(size_of::<T>(), align_of::<T>())?;
+        // SAFETY: `addr` is a fresh, zeroed, suitably aligned block of the
+        // process's space, which stays mapped for the whole run (address
+        // spaces are never released); `T: SharedMem` is valid all-zero and
+        // stays sound while kernel and vcores write the bytes concurrently.
+        Some(unsafe { &*core::ptr::with_exposed_provenance::<T>(addr) })
+    }
+
+    /// `n` zeroed `T`s in the process's memory.
+    pub fn alloc_slice<T: SharedMem>(&self, n: usize) -> Option<&'static [T]> {
+        let addr = self.alloc_bytes(size_of::<T>().checked_mul(n)?, align_of::<T>())?;
+        // SAFETY: as in `alloc`, for `n` consecutive values.
+        Some(unsafe {
+            core::slice::from_raw_parts(core::ptr::with_exposed_provenance::<T>(addr), n)
+        })
+    }
+}
+
+impl VcoreRuntime for Runtime {
+    fn relax(&self) {
+        core::hint::spin_loop();
+    }
+
+    fn alloc_page(&self) -> Option<usize> {
+        self.process().space().alloc_page()
+    }
+
+    fn free_page(&self, page: usize) {
+        self.process().space().free_page(page);
+    }
+}

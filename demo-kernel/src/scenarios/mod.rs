@@ -1,0 +1,189 @@
+//! The event-delivery scenarios, run after the platform checks.
+//!
+//! Each scenario runs on the kernel CPU (CPU 0) with every AP in service as
+//! a pcore (sched.rs), sets a process's queues up, starts its vcores with a
+//! [`VcoreProgram`](crate::vcore::VcoreProgram), sends events, and checks
+//! what the vcores' handlers recorded. It prints one line:
+//! `scenario N name: PASS (ms): counts` or `... FAIL (ms): why; counts`.
+//! Every wait has a deadline, so a hang is a FAIL line, not a stuck run.
+//!
+//! The processes: [`APP`], the well-behaved MCP most scenarios use (one
+//! vcore per AP, living through all of them: between scenarios it is
+//! WAITING with every vcore yielded); [`SCP`], a single-core process
+//! (scenario 3); [`HOSTILE`], a process that writes garbage everywhere
+//! (scenario 7). Each has its own range of the user region.
+
+pub mod common;
+mod s1_ucq_storm;
+mod s2_ceq;
+mod s3_bitmap;
+mod s4_yield_storm;
+mod s5_preemption;
+mod s6_wakeup;
+mod s7_hostile;
+mod s8_ipi_latency;
+
+use core::sync::atomic::Ordering;
+
+use common::Report;
+
+use crate::process::{self, Kind, Spec};
+use crate::{percpu, sched, time};
+
+/// Process id of the well-behaved MCP.
+pub const APP: usize = 0;
+/// Process id of the single-core process.
+pub const SCP: usize = 1;
+/// Process id of the hostile process.
+pub const HOSTILE: usize = 2;
+
+/// Size of the app's address space (16 MiB).
+const APP_PAGES: usize = 4096;
+
+/// A scenario: a number and name for the verdict line, and its body.
+#[derive(Debug, Clone, Copy)]
+pub struct Scenario {
+    /// Its number in the issue's list.
+    pub id: u32,
+    /// Short name.
+    pub name: &'static str,
+    /// Runs it on the kernel CPU, writing counts and failures to the report.
+    pub run: fn(&mut Report),
+}
+
+/// The scenarios, in the order they run.
+pub static SCENARIOS: &[Scenario] = &[
+    Scenario {
+        id: 1,
+        name: "ucq-storm",
+        run: s1_ucq_storm::run,
+    },
+    Scenario {
+        id: 2,
+        name: "ceq-coalescing",
+        run: s2_ceq::run,
+    },
+    Scenario {
+        id: 3,
+        name: "bitmap",
+        run: s3_bitmap::run,
+    },
+    Scenario {
+        id: 4,
+        name: "yield-storm",
+        run: s4_yield_storm::run,
+    },
+    Scenario {
+        id: 5,
+        name: "preemption",
+        run: s5_preemption::run,
+    },
+    Scenario {
+        id: 6,
+        name: "waiting-wakeup",
+        run: s6_wakeup::run,
+    },
+    Scenario {
+        id: 7,
+        name: "hostile-process",
+        run: s7_hostile::run,
+    },
+    Scenario {
+        id: 8,
+        name: "ipi-latency",
+        run: s8_ipi_latency::run,
+    },
+];
+
+/// The well-behaved MCP (created by [`run_all`]).
+pub fn app() -> &'static process::Process {
+    process::get(APP)
+}
+
+/// Runs every scenario and prints the event counters; the number that
+/// failed.
+pub fn run_all() -> usize {
+    if percpu::online().count() < 2 {
+        println!("scenarios: FAIL: vcores run on the APs; boot with -smp 2 or more");
+        return SCENARIOS.len();
+    }
+    let pcores = sched::start();
+    let app = process::create(
+        APP,
+        Spec {
+            name: "app",
+            kind: Kind::Cooperative,
+            mcp: true,
+            vcores: pcores as u32,
+            pages: APP_PAGES,
+            guarded: false,
+        },
+    );
+    println!(
+        "scenarios: {pcores} pcores (CPUs 1..={pcores}); process {} is an MCP with {} vcores, \
+         user range {:#x}..{:#x}, procdata at {:#x}",
+        app.name(),
+        app.nr_vcores(),
+        app.space().range().start,
+        app.space().range().end,
+        app.procdata_addr()
+    );
+    let mut failed = 0;
+    for s in SCENARIOS {
+        println!("scenario {} {}: running", s.id, s.name);
+        let start = time::now_ns();
+        let mut report = Report::new();
+        (s.run)(&mut report);
+        let ms = (time::now_ns() - start) / 1_000_000;
+        match report.failure() {
+            None => println!(
+                "scenario {} {}: PASS ({ms} ms): {}",
+                s.id,
+                s.name,
+                report.detail()
+            ),
+            Some(why) => {
+                failed += 1;
+                println!(
+                    "scenario {} {}: FAIL ({ms} ms): {why}; {}",
+                    s.id,
+                    s.name,
+                    report.detail()
+                );
+            }
+        }
+    }
+    print_counters();
+    if !sched::stop() {
+        println!("scenarios: FAIL: a pcore did not leave its loop (a vcore still runs)");
+        failed += 1;
+    }
+    failed
+}
+
+/// Prints every process's event counters and process-model counters.
+fn print_counters() {
+    for p in process::all() {
+        let c = &p.counters;
+        let r = |a: &core::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+        println!(
+            "event-core counters of process {} ({}):",
+            p.name(),
+            if p.is_mcp() { "MCP" } else { "SCP" }
+        );
+        println!("{}", p.stats());
+        println!(
+            "process model: starts {} yields {} (refused {}) waits {} wakeups {} \
+             preemptions {} restarts {} recovered {} | user pages in use {}",
+            r(&c.starts),
+            r(&c.yields),
+            r(&c.yields_refused),
+            r(&c.waits),
+            r(&c.wakeups),
+            r(&c.preemptions),
+            r(&c.restarts),
+            r(&c.recovered),
+            p.space().used_pages()
+        );
+    }
+}

@@ -1,0 +1,385 @@
+//! Physical cores for vcores, and the scheduler that preempts and restarts
+//! them.
+//!
+//! **Cores.** CPU 0 is the kernel CPU: it runs the scenarios, sends the
+//! events and drives the scheduler from its timer tick. Every AP is a
+//! *pcore* a vcore can run on: during the scenarios each AP runs
+//! [`pcore_loop`] (one long job), which waits (halted) until a process
+//! assigns a vcore to it and then runs that vcore's code (vcore.rs) until
+//! the vcore yields. A pcore's assignment is one atomic word, claimed with
+//! a compare-and-swap by [`claim_pcore`] under the claiming process's lock.
+//!
+//! **Interrupts** (vectors from the scenario range 0x30..=0xdf):
+//! - [`NOTIFY_VECTOR`]: `ProcOps::ipi_vcore`. The handler records the TSC
+//!   and marks its pcore *notified*, and returns: the vcore's loop, not
+//!   the handler, runs `handle_events` (event-core's rule 6).
+//! - [`PREEMPT_VECTOR`]: sent after the kernel moved the vcore to the
+//!   bulk-preempted list. The handler *parks* the core: it spins, with
+//!   interrupts off, until the vcore is mapped again (restarted) or its
+//!   process dies, then returns to whatever vcore code it interrupted. The
+//!   parked vcore keeps whatever it held (a UCQ consumer lock, a claimed
+//!   slot); other vcores that wait on it wait until the restart, which the
+//!   scheduler guarantees within a few ticks.
+//! - The APIC timer tick: on an AP it only ends a `hlt` (a backstop for a
+//!   notification whose IPI went to a core the vcore had just left); on
+//!   the kernel CPU it runs the scheduler's policy, [`Chaos`].
+//!
+//! **Chaos** is the scheduler's policy for a scenario: each tick, with
+//! given odds, bulk-preempt a random subset of a process's online vcores
+//! (each due back 1..N ticks later), restart those that are due, and start
+//! the inactive head on a free core. It runs in interrupt context on CPU 0,
+//! so it can strike in the middle of a send on that CPU.
+
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+
+use apic::Vector;
+use heapless::Vec;
+use spin::Mutex;
+use x86_64::instructions::interrupts;
+
+use crate::idt::{self, InterruptFrame};
+use crate::jobs::{self, JobHandle};
+use crate::percpu::{self, MAX_CPUS};
+use crate::process::{self, NONE, ProcState};
+use crate::{lapic, time, vcore};
+
+/// The notification IPI (`ProcOps::ipi_vcore`).
+pub const NOTIFY_VECTOR: Vector = Vector::new(0x50).unwrap();
+/// The preemption IPI: the core parks until its vcore is restarted.
+pub const PREEMPT_VECTOR: Vector = Vector::new(0x60).unwrap();
+/// Tick rate on every CPU while the scenarios run.
+pub const TICK_HZ: u32 = 1000;
+
+const FREE: u32 = u32::MAX;
+
+/// The scheduler's view of one physical core.
+#[derive(Debug)]
+pub struct Pcore {
+    /// `pid << 16 | vcore` of the vcore assigned here, or `FREE`.
+    assigned: AtomicU32,
+    /// The core runs [`pcore_loop`] and takes assignments.
+    in_service: AtomicBool,
+    /// Asks [`pcore_loop`] to return.
+    exit: AtomicBool,
+    /// Set by the notification handler; cleared by the vcore loop.
+    pub(crate) notified: AtomicBool,
+    /// Set when the vcore here was restarted after a preemption; the vcore
+    /// loop then runs `vcore_online` (rule 3).
+    pub(crate) restarted: AtomicBool,
+    /// The core is parked in the preemption handler now.
+    parked: AtomicBool,
+    /// Whose public mailbox the vcore here is recovering ([`NONE`]: its
+    /// own mailboxes). Test instrumentation for the MUST_RUN check.
+    pub(crate) recovering: AtomicU32,
+    /// Notification interrupts taken.
+    pub notify_irqs: AtomicU64,
+    /// TSC at the last notification interrupt.
+    pub notify_tsc: AtomicU64,
+    /// Times the core parked.
+    pub parks: AtomicU64,
+}
+
+impl Pcore {
+    const fn new() -> Self {
+        Self {
+            assigned: AtomicU32::new(FREE),
+            in_service: AtomicBool::new(false),
+            exit: AtomicBool::new(false),
+            notified: AtomicBool::new(false),
+            restarted: AtomicBool::new(false),
+            parked: AtomicBool::new(false),
+            recovering: AtomicU32::new(NONE),
+            notify_irqs: AtomicU64::new(0),
+            notify_tsc: AtomicU64::new(0),
+            parks: AtomicU64::new(0),
+        }
+    }
+
+    /// The vcore assigned here, as `(pid, vcoreid)`.
+    pub fn assigned(&self) -> Option<(usize, u32)> {
+        decode(self.assigned.load(Ordering::Acquire))
+    }
+
+    /// Whether the core is parked in the preemption handler.
+    pub fn is_parked(&self) -> bool {
+        self.parked.load(Ordering::Acquire)
+    }
+}
+
+static PCORES: [Pcore; MAX_CPUS] = [const { Pcore::new() }; MAX_CPUS];
+static JOBS: Mutex<Vec<JobHandle, MAX_CPUS>> = Mutex::new(Vec::new());
+
+fn encode(pid: usize, v: u32) -> u32 {
+    ((pid as u32) << 16) | v
+}
+
+fn decode(a: u32) -> Option<(usize, u32)> {
+    (a != FREE).then_some(((a >> 16) as usize, a & 0xffff))
+}
+
+/// Pcore `cpu`.
+pub fn pcore(cpu: usize) -> &'static Pcore {
+    &PCORES[cpu]
+}
+
+/// The running CPU's pcore.
+pub fn this_pcore() -> &'static Pcore {
+    &PCORES[percpu::current_index()]
+}
+
+/// The pcores in service (the APs running [`pcore_loop`]).
+pub fn pcores() -> impl Iterator<Item = (usize, &'static Pcore)> {
+    PCORES
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| p.in_service.load(Ordering::Acquire))
+}
+
+/// Cores that run (or are parked with) a vcore of process `pid`.
+pub fn cores_of(pid: usize) -> usize {
+    pcores()
+        .filter(|(_, p)| p.assigned().is_some_and(|(q, _)| q == pid))
+        .count()
+}
+
+/// Claims a free pcore for vcore `v` of process `pid` (called under that
+/// process's lock); its index.
+pub fn claim_pcore(pid: usize, v: u32) -> Option<usize> {
+    pcores().find_map(|(cpu, p)| {
+        p.assigned
+            .compare_exchange(FREE, encode(pid, v), Ordering::AcqRel, Ordering::Relaxed)
+            .is_ok()
+            .then_some(cpu)
+    })
+}
+
+/// Frees `cpu` if vcore `v` of `pid` holds it (called under the lock).
+pub fn release_pcore(cpu: u32, pid: usize, v: u32) {
+    if let Some(p) = PCORES.get(cpu as usize) {
+        let _ =
+            p.assigned
+                .compare_exchange(encode(pid, v), FREE, Ordering::AcqRel, Ordering::Relaxed);
+    }
+}
+
+/// Wakes `cpu` to pick up its new assignment.
+pub fn wake_pcore(cpu: usize) {
+    lapic::send_ipi(cpu, lapic::WAKE_VECTOR);
+}
+
+/// Sends the notification IPI to `cpu`.
+pub fn notify_pcore(cpu: usize) {
+    lapic::send_ipi(cpu, NOTIFY_VECTOR);
+}
+
+/// Marks the vcore on `cpu` as restarted (process.rs, under the lock).
+pub fn mark_restarted(cpu: usize) {
+    if let Some(p) = PCORES.get(cpu) {
+        p.restarted.store(true, Ordering::Release);
+    }
+}
+
+/// Bulk-preempts the online vcores `pick` chooses and sends their cores
+/// the preemption IPI; how many.
+pub fn preempt(
+    p: &process::Process,
+    pick: impl FnMut(u32) -> bool,
+    keep_one: bool,
+    due: impl FnMut() -> u64,
+) -> usize {
+    let cores = p.preempt(pick, keep_one, due);
+    for &c in &cores {
+        lapic::send_ipi(c, PREEMPT_VECTOR);
+    }
+    cores.len()
+}
+
+/// What an AP does during the scenarios: run the vcore assigned to it,
+/// halt when there is none, return when [`stop`] asks.
+fn pcore_loop(_: usize) -> usize {
+    let pc = this_pcore();
+    time::start_tick(TICK_HZ);
+    pc.in_service.store(true, Ordering::Release);
+    loop {
+        // Check and halt with interrupts off, then `sti; hlt` as one step:
+        // the wake-up IPI of an assignment made after the check still ends
+        // the halt.
+        interrupts::disable();
+        if let Some((pid, v)) = pc.assigned() {
+            interrupts::enable();
+            vcore::run(process::get(pid), v);
+            continue;
+        }
+        if pc.exit.load(Ordering::Acquire) {
+            interrupts::enable();
+            break;
+        }
+        interrupts::enable_and_hlt();
+    }
+    pc.in_service.store(false, Ordering::Release);
+    time::stop_tick();
+    0
+}
+
+fn on_notify(_frame: &mut InterruptFrame) {
+    let pc = this_pcore();
+    pc.notify_tsc.store(time::rdtsc(), Ordering::Relaxed);
+    pc.notified.store(true, Ordering::Release);
+    pc.notify_irqs.fetch_add(1, Ordering::Release);
+}
+
+fn on_preempt(_frame: &mut InterruptFrame) {
+    let pc = this_pcore();
+    // The vcore here cannot change under us: its code is the code this
+    // interrupt stopped. A stale IPI (the vcore was restarted before we
+    // took it, or has left) finds it mapped, or no vcore: return at once.
+    let Some((pid, v)) = pc.assigned() else {
+        return;
+    };
+    let p = process::get(pid);
+    let stopped = || !p.vcore_mapped(v) && p.state() != ProcState::Dying;
+    if !stopped() {
+        return;
+    }
+    pc.parks.fetch_add(1, Ordering::Relaxed);
+    pc.parked.store(true, Ordering::Release);
+    while stopped() {
+        core::hint::spin_loop();
+    }
+    pc.parked.store(false, Ordering::Release);
+    pc.restarted.store(true, Ordering::Release);
+}
+
+/// A scheduler policy for one process (see the module docs).
+#[derive(Debug, Clone, Copy)]
+pub struct Chaos {
+    /// Percent chance per tick of a preemption round.
+    pub preempt_percent: u32,
+    /// Never preempt the last online vcore (the process stays RUNNING_M).
+    pub keep_one: bool,
+    /// A preempted vcore is due back after 1..=`max_park_ticks` ticks.
+    pub max_park_ticks: u32,
+    /// Percent chance per tick of starting the inactive head on a free core.
+    pub grant_percent: u32,
+}
+
+static CHAOS_PID: AtomicUsize = AtomicUsize::new(usize::MAX);
+static CHAOS_PREEMPT: AtomicU32 = AtomicU32::new(0);
+static CHAOS_KEEP_ONE: AtomicBool = AtomicBool::new(true);
+static CHAOS_PARK: AtomicU32 = AtomicU32::new(1);
+static CHAOS_GRANT: AtomicU32 = AtomicU32::new(0);
+static TICKS: AtomicU64 = AtomicU64::new(0);
+static RNG: AtomicU64 = AtomicU64::new(0x9e37_79b9_7f4a_7c15);
+
+/// Applies `chaos` to process `pid` from the next tick on.
+pub fn set_chaos(pid: usize, chaos: Chaos) {
+    CHAOS_PREEMPT.store(chaos.preempt_percent, Ordering::Relaxed);
+    CHAOS_KEEP_ONE.store(chaos.keep_one, Ordering::Relaxed);
+    CHAOS_PARK.store(chaos.max_park_ticks.max(1), Ordering::Relaxed);
+    CHAOS_GRANT.store(chaos.grant_percent, Ordering::Relaxed);
+    CHAOS_PID.store(pid, Ordering::Release);
+}
+
+/// Stops the policy and restarts every vcore it left preempted.
+pub fn clear_chaos() {
+    // The policy runs in CPU 0's tick, and so does this (in thread
+    // context): no tick is half-way through the policy now, and none acts
+    // after the swap.
+    let pid = CHAOS_PID.swap(usize::MAX, Ordering::AcqRel);
+    if pid != usize::MAX {
+        process::get(pid).restart_due(0, true);
+    }
+}
+
+fn next_random() -> u64 {
+    // xorshift64; only CPU 0's tick uses it.
+    let mut x = RNG.load(Ordering::Relaxed);
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    RNG.store(x, Ordering::Relaxed);
+    x
+}
+
+fn chaos_tick() {
+    let pid = CHAOS_PID.load(Ordering::Acquire);
+    if pid == usize::MAX {
+        return;
+    }
+    let p = process::get(pid);
+    let now = TICKS.fetch_add(1, Ordering::Relaxed) + 1;
+    p.restart_due(now, false);
+    if next_random() % 100 < u64::from(CHAOS_PREEMPT.load(Ordering::Relaxed)) {
+        let park = u64::from(CHAOS_PARK.load(Ordering::Relaxed));
+        preempt(
+            p,
+            |_| next_random() % 2 == 0,
+            CHAOS_KEEP_ONE.load(Ordering::Relaxed),
+            || now + 1 + next_random() % park,
+        );
+    }
+    if next_random() % 100 < u64::from(CHAOS_GRANT.load(Ordering::Relaxed)) {
+        p.grant(1);
+    }
+}
+
+fn on_tick(cpu: usize, _frame: &mut InterruptFrame) {
+    if cpu == 0 {
+        chaos_tick();
+    }
+}
+
+/// Puts every AP in service ([`pcore_loop`]), installs the interrupt
+/// handlers and starts the kernel CPU's tick. Returns the number of pcores.
+///
+/// # Panics
+/// If an AP does not take the job (it should be idle).
+pub fn start() -> usize {
+    idt::register(NOTIFY_VECTOR, on_notify);
+    idt::register(PREEMPT_VECTOR, on_preempt);
+    time::set_tick_hook(Some(on_tick));
+    time::start_tick(TICK_HZ);
+    let mut jobs = JOBS.lock();
+    for cpu in percpu::online().map(|c| c.index()).filter(|&i| i != 0) {
+        let handle = jobs::post(cpu, pcore_loop, 0)
+            .unwrap_or_else(|e| panic!("cpu {cpu} refused the pcore loop: {e:?}"));
+        jobs.push(handle).expect("at most MAX_CPUS");
+    }
+    let n = jobs.len();
+    drop(jobs);
+    let start = time::now_ns();
+    while pcores().count() < n {
+        assert!(
+            time::now_ns() - start < 2_000_000_000,
+            "APs did not enter the pcore loop"
+        );
+        core::hint::spin_loop();
+    }
+    n
+}
+
+/// Takes the APs out of service. Every process must have yielded its
+/// cores. Returns `false` if an AP did not return within a second (a vcore
+/// still running: a failed scenario).
+pub fn stop() -> bool {
+    for (_, p) in pcores() {
+        p.exit.store(true, Ordering::Release);
+    }
+    let mut jobs = JOBS.lock();
+    for h in jobs.iter() {
+        wake_pcore(h.cpu());
+    }
+    let start = time::now_ns();
+    while !jobs.iter().all(JobHandle::is_done) {
+        if time::now_ns() - start > 1_000_000_000 {
+            return false;
+        }
+        core::hint::spin_loop();
+    }
+    while let Some(h) = jobs.pop() {
+        h.wait();
+    }
+    time::stop_tick();
+    time::set_tick_hook(None);
+    true
+}
