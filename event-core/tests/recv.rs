@@ -37,14 +37,14 @@ fn several_handlers_per_type_run_in_order() {
     seen();
     let p = MockProc::new();
     let t = HandlerTable::new();
-    t.register(9, record, 1).unwrap();
+    let first = t.register(9, record, 1).unwrap();
     t.register(9, record, 2).unwrap();
     t.register(10, record, 3).unwrap();
     let rx = Receiver::new(p.pd(), &t, &p);
     rx.dispatch(5, &EventMsg::new(9).with_arg2(7));
     assert_eq!(seen(), vec![(5, 9, 7, 1), (5, 9, 7, 2)]);
-    assert!(t.deregister(9, record, 1));
-    assert!(!t.deregister(9, record, 1), "already gone");
+    assert!(t.deregister(first));
+    assert!(!t.deregister(first), "already gone");
     rx.dispatch(5, &EventMsg::new(9));
     assert_eq!(seen(), vec![(5, 9, 0, 2)]);
     rx.dispatch(5, &EventMsg::new(11));

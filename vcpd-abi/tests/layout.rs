@@ -23,7 +23,7 @@ fn with_bytes<T: SharedMem, R>(fill: &[(usize, &[u8])], f: impl FnOnce(&T) -> R)
     }
     // SAFETY: the buffer is aligned to 4096 (>= align_of::<T>()), large
     // enough, and `T: SharedMem` accepts any bytes.
-    let t = unsafe { &*buf.0.as_ptr().cast::<T>() };
+    let t = unsafe { &*buf.0.as_mut_ptr().cast::<T>() };
     f(t)
 }
 

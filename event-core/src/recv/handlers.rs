@@ -2,6 +2,7 @@
 //! capacity, no allocator.
 
 use core::fmt;
+use core::sync::atomic::{AtomicU32, Ordering};
 
 use heapless::Vec;
 use vcpd_abi::{EV_EVENT, EventMsg, MAX_NR_EVENT};
@@ -19,6 +20,16 @@ pub struct Handler<R> {
     pub func: HandlerFn<R>,
     /// Passed back to `func` on every call.
     pub data: usize,
+    id: u32,
+}
+
+/// Names one registration, for [`HandlerTable::deregister`]. (Function
+/// pointers cannot name it: Rust does not promise that two pointers to the
+/// same function compare equal.)
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct HandlerId {
+    ev_type: u16,
+    id: u32,
 }
 
 impl<R> Clone for Handler<R> {
@@ -36,12 +47,6 @@ impl<R> fmt::Debug for Handler<R> {
             "Handler({:#x}, data {:#x})",
             self.func as usize, self.data
         )
-    }
-}
-
-impl<R> PartialEq for Handler<R> {
-    fn eq(&self, other: &Self) -> bool {
-        core::ptr::fn_addr_eq(self.func, other.func) && self.data == other.data
     }
 }
 
@@ -74,6 +79,7 @@ pub const HANDLERS_PER_TYPE: usize = 8;
 /// (de)register handlers.
 pub struct HandlerTable<R> {
     table: spin::RwLock<[Vec<Handler<R>, HANDLERS_PER_TYPE>; MAX_NR_EVENT]>,
+    next_id: AtomicU32,
 }
 
 impl<R> fmt::Debug for HandlerTable<R> {
@@ -90,40 +96,40 @@ impl<R: super::VcoreRuntime> HandlerTable<R> {
     pub fn new() -> Self {
         let table = Self {
             table: spin::RwLock::new(core::array::from_fn(|_| Vec::new())),
+            next_id: AtomicU32::new(0),
         };
-        let indir = Handler {
-            func: super::handle_indir as HandlerFn<R>,
-            data: 0,
-        };
-        table.table.write()[usize::from(EV_EVENT)]
-            .push(indir)
+        table
+            .register(EV_EVENT, super::handle_indir as HandlerFn<R>, 0)
             .unwrap_or_else(|_| unreachable!("an empty slot has room"));
         table
     }
 
-    /// Adds `func` (with `data`) to the handlers of `ev_type`.
+    /// Adds `func` (with `data`) to the handlers of `ev_type`, after the
+    /// ones already there (the built-in indirection handler is the first on
+    /// [`EV_EVENT`]).
     pub fn register(
         &self,
         ev_type: u16,
         func: HandlerFn<R>,
         data: usize,
-    ) -> Result<(), RegisterError> {
+    ) -> Result<HandlerId, RegisterError> {
         let mut t = self.table.write();
         let slot = t
             .get_mut(usize::from(ev_type))
             .ok_or(RegisterError::BadType(ev_type))?;
-        slot.push(Handler { func, data })
-            .map_err(|_| RegisterError::Full(ev_type))
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        slot.push(Handler { func, data, id })
+            .map_err(|_| RegisterError::Full(ev_type))?;
+        Ok(HandlerId { ev_type, id })
     }
 
-    /// Removes the first registration of `func` with `data`; `true` if found.
-    pub fn deregister(&self, ev_type: u16, func: HandlerFn<R>, data: usize) -> bool {
+    /// Removes a registration; `false` if it was already gone.
+    pub fn deregister(&self, handler: HandlerId) -> bool {
         let mut t = self.table.write();
-        let Some(slot) = t.get_mut(usize::from(ev_type)) else {
+        let Some(slot) = t.get_mut(usize::from(handler.ev_type)) else {
             return false;
         };
-        let h = Handler { func, data };
-        match slot.iter().position(|x| *x == h) {
+        match slot.iter().position(|h| h.id == handler.id) {
             Some(i) => {
                 slot.remove(i);
                 true

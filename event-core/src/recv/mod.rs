@@ -21,7 +21,7 @@ pub mod yielding;
 
 use core::fmt;
 
-pub use handlers::{HANDLERS_PER_TYPE, Handler, HandlerFn, HandlerTable, RegisterError};
+pub use handlers::{HANDLERS_PER_TYPE, Handler, HandlerFn, HandlerId, HandlerTable, RegisterError};
 use log::warn;
 use vcpd_abi::sync::{AtomicUsize, Ordering, fence};
 use vcpd_abi::{EventMbox, EventMsg, EventQueue, MAX_NR_EVENT, MboxRef, ProcDataN, Vcpd};
@@ -178,10 +178,12 @@ impl<'a, R: VcoreRuntime> Receiver<'a, R> {
     pub fn handle_event_q(&self, vcoreid: u32, ev_q: &EventQueue) -> usize {
         let handler = ev_q.ev_handler.load(Ordering::Acquire);
         if handler != 0 {
+            let ptr = core::ptr::with_exposed_provenance::<()>(handler);
             // SAFETY: `ev_handler` is written only by `setup::set_evq_handler`,
-            // which stores a real `EvqHandlerFn` (the kernel never writes it),
-            // and function pointers and `usize` have the same size.
-            let f: EvqHandlerFn = unsafe { core::mem::transmute::<usize, EvqHandlerFn>(handler) };
+            // which stores the exposed address of a real `EvqHandlerFn` (the
+            // kernel never writes it); function and data pointers have the
+            // same size on every target this crate supports.
+            let f: EvqHandlerFn = unsafe { core::mem::transmute::<*const (), EvqHandlerFn>(ptr) };
             f(ev_q);
             return 0;
         }

@@ -119,8 +119,10 @@ pub fn init_big_evq<R: VcoreRuntime>(
 /// Makes the queue call `f` (instead of draining its mailbox) when an
 /// indirection for it is handled.
 pub fn set_evq_handler(ev_q: &EventQueue, f: Option<EvqHandlerFn>) {
-    ev_q.ev_handler
-        .store(f.map_or(0, |f| f as usize), Ordering::Release);
+    // Exposed, so `handle_event_q` may turn the address back into the
+    // function pointer it was.
+    let addr = f.map_or(0, |f| (f as *const ()).expose_provenance());
+    ev_q.ev_handler.store(addr, Ordering::Release);
 }
 
 impl<R: VcoreRuntime> Receiver<'_, R> {
