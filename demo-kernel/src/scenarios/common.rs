@@ -5,10 +5,12 @@
 use core::fmt;
 use core::sync::atomic::{AtomicU64, Ordering};
 
+use event_core::recv::{HandlerFn, HandlerId};
 use event_core::{EventStats, SpamPath};
 use x86_64::instructions::interrupts;
 
 use crate::process::{MAX_VCORES, ProcState, Process};
+use crate::runtime::Runtime;
 use crate::vcore::{self, VcoreProgram};
 use crate::{sched, time};
 
@@ -403,6 +405,43 @@ impl ModelSnap {
 pub fn own<T: vcpd_abi::SharedMem>(addr: usize) -> Option<&'static T> {
     let (p, _) = vcore::current()?;
     vcpd_abi::UserMemoryExt::user_ref::<T>(p, addr)
+}
+
+/// A handler registered for one scenario; dropping it deregisters it
+/// (the scenarios drop theirs after the vcores have yielded).
+#[derive(Debug)]
+pub struct Registration {
+    p: &'static Process,
+    id: Option<HandlerId>,
+}
+
+impl Registration {
+    /// Whether the registration succeeded.
+    pub fn ok(&self) -> bool {
+        self.id.is_some()
+    }
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        if let Some(id) = self.id.take() {
+            self.p.handlers().deregister(id);
+        }
+    }
+}
+
+/// Registers `func` (with `data`) for `ev_type` in `p`'s handler table.
+#[must_use = "dropping the registration deregisters the handler"]
+pub fn register(
+    p: &'static Process,
+    ev_type: u16,
+    func: HandlerFn<Runtime>,
+    data: usize,
+) -> Registration {
+    Registration {
+        p,
+        id: p.handlers().register(ev_type, func, data).ok(),
+    }
 }
 
 /// Starts a run of `p`: installs `program` and gives it a core per vcore.

@@ -89,9 +89,13 @@ pub(super) fn run(r: &mut Report) {
     }
     let q_addr = core::ptr::from_ref(q).expose_provenance();
     QUEUE.store(q_addr, Ordering::Release);
-    let h = p.handlers();
-    let _ = h.register(T_STORM, on_storm, 0);
-    let _ = h.register(EV_EVENT, rotate, n_vc as usize);
+    let regs = [
+        common::register(p, T_STORM, on_storm, 0),
+        common::register(p, EV_EVENT, rotate, n_vc as usize),
+    ];
+    if !regs.iter().all(common::Registration::ok) {
+        return r.check(false, "handler registration failed");
+    }
 
     let before = Snap::take(p.stats());
     common::begin(p, &STORM);
@@ -111,8 +115,6 @@ pub(super) fn run(r: &mut Report) {
     }
     let all = wait_until(20_000, || TALLY_A.unique() >= N);
     common::end(p, r);
-    h.deregister(T_STORM, on_storm, 0);
-    h.deregister(EV_EVENT, rotate, n_vc as usize);
     let d = Snap::take(p.stats()).since(before);
 
     let _ = write!(

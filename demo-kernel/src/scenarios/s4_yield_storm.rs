@@ -95,9 +95,13 @@ pub(super) fn run(r: &mut Report) {
     }
     let spam_addr = core::ptr::from_ref(spam_q).expose_provenance();
     let indir_addr = core::ptr::from_ref(indir_q).expose_provenance();
-    let h = p.handlers();
-    let _ = h.register(T_SPAM, on_spam, 0);
-    let _ = h.register(T_INDIR, on_indir, 0);
+    let regs = [
+        common::register(p, T_SPAM, on_spam, 0),
+        common::register(p, T_INDIR, on_indir, 0),
+    ];
+    if !regs.iter().all(common::Registration::ok) {
+        return r.check(false, "handler registration failed");
+    }
 
     let before = Snap::take(p.stats());
     let model_before = ModelSnap::take(p);
@@ -140,8 +144,6 @@ pub(super) fn run(r: &mut Report) {
         TALLY_A.unique() >= sent && TALLY_B.unique() >= sent
     });
     common::end(p, r);
-    h.deregister(T_SPAM, on_spam, 0);
-    h.deregister(T_INDIR, on_indir, 0);
     let d = Snap::take(p.stats()).since(before);
     let m = ModelSnap::take(p).since(model_before);
 

@@ -114,10 +114,14 @@ pub(super) fn run(r: &mut Report) {
     }
     let addr = |q: &EventQueue| core::ptr::from_ref(q).expose_provenance();
     let (spam_addr, must_addr, ucq_addr) = (addr(spam_q), addr(must_q), addr(&ucq_q.evq));
-    let h = p.handlers();
-    let _ = h.register(T_SPAM, on_spam, 0);
-    let _ = h.register(T_INDIR, on_indir, 0);
-    let _ = h.register(T_MUST, on_must, 0);
+    let regs = [
+        common::register(p, T_SPAM, on_spam, 0),
+        common::register(p, T_INDIR, on_indir, 0),
+        common::register(p, T_MUST, on_must, 0),
+    ];
+    if !regs.iter().all(common::Registration::ok) {
+        return r.check(false, "handler registration failed");
+    }
 
     let before = Snap::take(p.stats());
     let model_before = ModelSnap::take(p);
@@ -194,9 +198,6 @@ pub(super) fn run(r: &mut Report) {
         frozen_ok &= wait_until(5_000, || TALLY_A.unique() >= target);
     }
     common::end(p, r);
-    h.deregister(T_SPAM, on_spam, 0);
-    h.deregister(T_INDIR, on_indir, 0);
-    h.deregister(T_MUST, on_must, 0);
     let d = Snap::take(p.stats()).since(before);
     let total_a = seq;
 

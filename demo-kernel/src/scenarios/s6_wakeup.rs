@@ -61,7 +61,10 @@ pub(super) fn run(r: &mut Report) {
     }
     let spam_addr = core::ptr::from_ref(spam_q).expose_provenance();
     let ucq_addr = core::ptr::from_ref(ucq_q).expose_provenance();
-    let _ = p.handlers().register(T_WAKE, on_wake, 0);
+    let reg = common::register(p, T_WAKE, on_wake, 0);
+    if !reg.ok() {
+        return r.check(false, "handler registration failed");
+    }
 
     let before = Snap::take(p.stats());
     let model_before = ModelSnap::take(p);
@@ -90,7 +93,6 @@ pub(super) fn run(r: &mut Report) {
         by_head += u64::from(head == Some(HANDLED_BY.load(Ordering::Acquire)));
     }
     common::end(p, r);
-    p.handlers().deregister(T_WAKE, on_wake, 0);
     let d = Snap::take(p.stats()).since(before);
     let m = ModelSnap::take(p).since(model_before);
 

@@ -34,7 +34,10 @@ pub(super) fn run(r: &mut Report) {
     let p = super::app();
     let n_vc = p.nr_vcores();
     common::reset_tallies();
-    let _ = p.handlers().register(T_PING, on_ping, 0);
+    let reg = common::register(p, T_PING, on_ping, 0);
+    if !reg.ok() {
+        return r.check(false, "handler registration failed");
+    }
     common::begin(p, &vcore::IDLE);
     let started = wait_until(2_000, || (0..n_vc).all(|v| p.vcore_mapped(v)));
     let mut samples = SAMPLES.lock();
@@ -63,7 +66,6 @@ pub(super) fn run(r: &mut Report) {
     }
     let handled = wait_until(5_000, || TALLY_A.unique() >= arrived as u64);
     common::end(p, r);
-    p.handlers().deregister(T_PING, on_ping, 0);
 
     let got = &mut samples[..arrived];
     got.sort_unstable();
