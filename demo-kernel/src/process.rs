@@ -562,9 +562,14 @@ impl Process {
                 // Akaros puts a yielded vcore at the head of the inactive
                 // list: it is the first to come back.
                 l.inactive.insert(0, v).expect("MAX_VCORES capacity");
-                if l.online.is_empty() && l.bulk_preempted.is_empty() {
-                    self.set_state(ProcState::Waiting);
-                    self.counters.waits.fetch_add(1, Ordering::Relaxed);
+                if l.online.is_empty() {
+                    if l.bulk_preempted.is_empty() {
+                        self.set_state(ProcState::Waiting);
+                        self.counters.waits.fetch_add(1, Ordering::Relaxed);
+                    } else {
+                        // Preempted vcores will come back: not WAITING.
+                        self.set_state(ProcState::RunnableM);
+                    }
                 }
             } else {
                 if !slot.mapped.load(Ordering::Relaxed) {

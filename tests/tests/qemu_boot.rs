@@ -4,7 +4,9 @@
 //! `target/kernel`, so this inner cargo never waits for the lock the outer
 //! `cargo test` holds), then boots it through `scripts/demo.sh` under TCG:
 //!
-//! - with `-cpu max -smp 4`: every platform check and scenario must pass;
+//! - with `-cpu max -smp 4`: every platform check and each of the eight
+//!   event scenarios must pass (each prints a `scenario N name: PASS` line),
+//!   and the event-core counters must be printed;
 //! - with `-cpu qemu64` (no x2APIC): the run must fail, with the clear
 //!   x2APIC message rather than a crash;
 //! - with a page fault injected: the exception report must be readable.
@@ -86,6 +88,15 @@ impl Boot {
         );
     }
 
+    /// The verdict line of event scenario `id` (`scenario <id> <name>: ...`,
+    /// not the `running` line printed before it).
+    fn scenario_verdict(&self, id: u32) -> Option<&str> {
+        let prefix = format!("scenario {id} ");
+        self.text
+            .lines()
+            .find(|l| l.starts_with(&prefix) && !l.ends_with(": running"))
+    }
+
     fn assert_lacks(&self, needle: &str) {
         assert!(
             !self.text.contains(needle),
@@ -125,14 +136,21 @@ fn boot(args: &[&str]) -> Boot {
     Boot { output, text }
 }
 
+/// The eight event scenarios, by number and name, as the kernel prints them.
+const SCENARIOS: [(u32, &str); 8] = [
+    (1, "ucq-storm"),
+    (2, "ceq-coalescing"),
+    (3, "bitmap"),
+    (4, "yield-storm"),
+    (5, "preemption"),
+    (6, "waiting-wakeup"),
+    (7, "hostile-process"),
+    (8, "ipi-latency"),
+];
+
 #[test]
-fn boots_on_four_cpus_and_passes_every_check() {
+fn boots_on_four_cpus_and_passes_every_check_and_scenario() {
     let boot = boot(&["--cpu", "max", "--smp", "4"]);
-    assert!(
-        boot.output.status.success(),
-        "the demo kernel failed:\n{}",
-        boot.text
-    );
     for line in [
         "frame allocator check: ok",
         "user region check: ok",
@@ -147,9 +165,38 @@ fn boots_on_four_cpus_and_passes_every_check() {
     ] {
         boot.assert_contains(line);
     }
+    for (id, name) in SCENARIOS {
+        let line = boot
+            .scenario_verdict(id)
+            .unwrap_or_else(|| panic!("scenario {id} ({name}) printed no verdict:\n{}", boot.text));
+        assert!(
+            line.starts_with(&format!("scenario {id} {name}: PASS (")),
+            "scenario {id} ({name}) did not pass: {line}\n\nfull output:\n{}",
+            boot.text
+        );
+    }
+    for line in [
+        // Scenario 1 must really move 10^5 messages, each exactly once.
+        "sent 100000, received 100000 exactly once",
+        // The counters of each process, printed after the scenarios.
+        "event-core counters of process app (MCP):",
+        "event-core counters of process scp (SCP):",
+        "event-core counters of process hostile (MCP):",
+        "spam: Scp",
+        "ucq: page switches",
+        "ceq: ring posts",
+        "process model: starts",
+    ] {
+        boot.assert_contains(line);
+    }
     for bad in ["PANIC", "EXCEPTION", "FAIL"] {
         boot.assert_lacks(bad);
     }
+    assert!(
+        boot.output.status.success(),
+        "the demo kernel failed:\n{}",
+        boot.text
+    );
 }
 
 #[test]

@@ -101,7 +101,9 @@ pub(super) fn run(r: &mut Report) {
             return r.check(false, "out of process memory");
         };
         let kind = MboxKind::Ceq { op, events, ring };
-        if setup::init_big_evq(q, kind, flags, i as u32, rt).is_err() {
+        // Spread the queues' indirections over the vcores.
+        let vcore = i as u32 % p.nr_vcores();
+        if setup::init_big_evq(q, kind, flags, vcore, rt).is_err() {
             return r.check(false, "CEQ set-up failed");
         }
         setup::set_evq_handler(&q.evq, Some(ceq_sink));

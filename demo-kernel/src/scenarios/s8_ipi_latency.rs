@@ -54,7 +54,7 @@ pub(super) fn run(r: &mut Report) {
             post_vcore_event(p, &msg, v, EvqFlags::IPI | EvqFlags::VCORE_PRIVATE).is_err(),
         );
         // Spin (not halt): the measurement wants the kernel CPU awake.
-        let deadline = time::now_ns() + 100_000_000;
+        let deadline = time::now_ns() + 1_000_000_000;
         while pc.notify_irqs.load(Ordering::Acquire) == before && time::now_ns() < deadline {
             core::hint::spin_loop();
         }
@@ -87,9 +87,6 @@ pub(super) fn run(r: &mut Report) {
     );
     r.check(started, "the vcores did not start");
     r.check(send_errors == 0, "a send was dropped");
-    r.check(
-        arrived == N,
-        "a notification IPI did not arrive within 100 ms",
-    );
+    r.check(arrived == N, "a notification IPI did not arrive within 1 s");
     r.check(handled, "a notified message was not handled");
 }
