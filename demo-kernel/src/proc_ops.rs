@@ -20,7 +20,7 @@ use event_core::{EventStats, ProcOps};
 use ucq::{UcqLocks, UserPageAlloc};
 use vcpd_abi::UserMemory;
 
-use crate::process::{ProcState, Process};
+use crate::process::{ProcState, Process, VcoreList};
 use crate::{percpu, sched};
 
 // SAFETY: `translate` returns a pointer only for ranges entirely inside the
@@ -83,15 +83,15 @@ impl ProcOps for Process {
     }
 
     fn online_head(&self) -> Option<u32> {
-        self.head(0)
+        self.head(VcoreList::Online)
     }
 
     fn bulk_preempted_head(&self) -> Option<u32> {
-        self.head(1)
+        self.head(VcoreList::BulkPreempted)
     }
 
     fn inactive_head(&self) -> Option<u32> {
-        self.head(2)
+        self.head(VcoreList::Inactive)
     }
 
     fn with_proc_lock<R>(&self, f: impl FnOnce() -> R) -> R {

@@ -154,6 +154,17 @@ pub struct Lists {
     pub inactive: Vec<u32, MAX_VCORES>,
 }
 
+/// The three vcore lists of an MCP.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VcoreList {
+    /// Mapped vcores.
+    Online = 0,
+    /// Preempted vcores that will be restarted.
+    BulkPreempted = 1,
+    /// Yielded or never started vcores.
+    Inactive = 2,
+}
+
 /// Why the kernel refused a yield.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum YieldRefused {
@@ -222,7 +233,8 @@ pub struct Process {
     procdata: usize,
     state: AtomicU8,
     lists: Mutex<Lists>,
-    /// Heads of online, bulk_preempted, inactive ([`NONE`] when empty).
+    /// Heads of online, bulk_preempted, inactive, indexed by [`VcoreList`]
+    /// ([`NONE`] when empty).
     heads: [AtomicU32; 3],
     vcores: [VcoreSlot; MAX_VCORES],
     /// The UCQ producers' page-switch locks (kernel memory, ucq docs).
@@ -448,12 +460,12 @@ impl Process {
             .fold(0, |m, v| m | 1 << v)
     }
 
-    /// Head of list `i` (0 online, 1 bulk-preempted, 2 inactive): unlocked.
-    pub(crate) fn head(&self, i: usize) -> Option<u32> {
+    /// Head of `list` (an unlocked peek; an SCP has no lists).
+    pub fn head(&self, list: VcoreList) -> Option<u32> {
         if !self.mcp {
             return None;
         }
-        match self.heads[i].load(Ordering::Acquire) {
+        match self.heads[list as usize].load(Ordering::Acquire) {
             NONE => None,
             v => Some(v),
         }
@@ -749,11 +761,6 @@ impl Process {
             .restarts
             .fetch_add(n as u64, Ordering::Relaxed);
         n
-    }
-
-    /// Whether any vcore is bulk-preempted now.
-    pub fn any_preempted(&self) -> bool {
-        self.head(1).is_some()
     }
 
     /// Destroys the process: DYING (sends are dropped from now on), every

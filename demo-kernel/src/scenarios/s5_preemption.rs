@@ -40,7 +40,7 @@ use x86_64::instructions::interrupts;
 use super::common::{
     self, ModelSnap, Pacer, Report, Rng, Snap, TALLY_A, TALLY_B, TALLY_C, wait_until,
 };
-use crate::process::Recv;
+use crate::process::{Recv, VcoreList};
 use crate::sched::{self, Chaos};
 use crate::{time, vcore};
 
@@ -159,7 +159,7 @@ pub(super) fn run(r: &mut Report) {
                         // MUST_RUN message could go. Not a case to check.
                         return None;
                     }
-                    let hint = p.head(1).unwrap_or(hint);
+                    let hint = p.head(VcoreList::BulkPreempted).unwrap_or(hint);
                     must_to_preempted += u64::from(!p.vcore_mapped(hint));
                     let c = EventMsg::new(T_MUST).with_arg3(mask).with_arg4(must_sent);
                     Some(send_event(p, must_addr, &c, hint).is_err())

@@ -25,7 +25,7 @@ use event_core::{SpamPath, send_event};
 use vcpd_abi::{EventMsg, EventQueue, EventQueueBig, EvqFlags};
 
 use super::common::{self, ModelSnap, Report, Snap, TALLY_A, wait_until};
-use crate::process::{NONE, ProcState, Recv};
+use crate::process::{NONE, ProcState, Recv, VcoreList};
 use crate::sched;
 use crate::vcore::YIELD_WHEN_IDLE;
 
@@ -81,7 +81,7 @@ pub(super) fn run(r: &mut Report) {
             break;
         }
         waiting_rounds += 1;
-        let head = p.head(2);
+        let head = p.head(VcoreList::Inactive);
         HANDLED_BY.store(NONE, Ordering::Release);
         let q = if seq % 2 == 0 { spam_addr } else { ucq_addr };
         send_errors +=
