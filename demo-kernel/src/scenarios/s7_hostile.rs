@@ -15,7 +15,8 @@
 //!   `kernel_evts`), choosing values that are most likely to hurt: the
 //!   guard pages, a kernel static, the app's procdata, misaligned and
 //!   wrapping addresses, indices, all-ones; and between scribbles it sends
-//!   events (6 per tick, for at least 1.5 s and 6000 sends) through every entry point (`send_event` with each of the
+//!   events (6 per tick, for at least 1.5 s, 6000 sends, and until each
+//!   flag combination was used) through every entry point (`send_event` with each of the
 //!   1024 flag combinations plus unknown bits, `send_kernel_event`,
 //!   `post_vcore_event`, `send_posix_signal`) with random vcore ids and
 //!   message contents.
@@ -48,10 +49,11 @@ use crate::vcore::{Step, VcoreProgram};
 
 /// At least this many hostile sends...
 const ROUNDS: u64 = 6000;
-/// ...in batches of this many per tick, for at least `MIN_MS`.
+/// ...in batches of this many per tick, for at least `MIN_MS` and until
+/// every flag combination went through a queue (at most `MAX_MS`).
 const BATCH: u64 = 6;
 const MIN_MS: u64 = 1500;
-const MAX_MS: u64 = 10_000;
+const MAX_MS: u64 = 30_000;
 const PAGES: usize = 1024;
 const GUARD_BYTE: u8 = 0xa5;
 const CANARY: u64 = 0x5afe_c0de_5afe_c0de;
@@ -279,10 +281,11 @@ pub(super) fn run(r: &mut Report) {
         },
     );
     let mut returned = 0u64;
+    let mut combos = 0u64;
     let pacer = Pacer::new(MIN_MS, MAX_MS);
     let mut i = 0u64;
     loop {
-        if i % BATCH == 0 && i > 0 && !pacer.next(i >= ROUNDS) {
+        if i % BATCH == 0 && i > 0 && !pacer.next(i >= ROUNDS && combos >= 1024) {
             break;
         }
         i += 1;
@@ -314,7 +317,8 @@ pub(super) fn run(r: &mut Report) {
                     garbage(&mut rng) as usize
                 } else {
                     let q = qs[rng.below(4) as usize];
-                    let mut flags = (i % 1024) as i32;
+                    let mut flags = (combos % 1024) as i32;
+                    combos += 1;
                     if rng.below(8) == 0 {
                         flags |= rng.bits() as i32 & !0x3ff;
                     }
@@ -361,7 +365,8 @@ pub(super) fn run(r: &mut Report) {
     let drops = stats.total_drops() - drops_before;
     let _ = write!(
         r,
-        "seed {seed:#x}: {i} hostile sends in {} ms, {returned} returned, {drops} drops (",
+        "seed {seed:#x}: {i} hostile sends in {} ms ({combos} through queues with each of \
+         the 1024 flag combinations in turn), {returned} returned, {drops} drops (",
         pacer.elapsed_ms()
     );
     let mut first = true;
@@ -382,7 +387,8 @@ pub(super) fn run(r: &mut Report) {
         m.starts,
         p.space().used_pages()
     );
-    r.check(returned == i && i >= ROUNDS, "a send did not return");
+    r.check(returned == i, "a send did not return");
+    r.check(combos >= 1024, "not every flag combination was sent");
     r.check(drops > 0, "no drop was counted");
     r.check(dying == 20, "sends to a dying process were not dropped");
     r.check(released, "the dead process's cores were not released");
