@@ -14,7 +14,6 @@
 //! process's behalf is `translate`, which knows only this process's range.
 
 use core::ptr::NonNull;
-use core::sync::atomic::{Ordering, fence};
 
 use event_core::{EventStats, ProcOps};
 use ucq::{UcqLocks, UserPageAlloc};
@@ -61,12 +60,9 @@ impl ProcOps for Process {
     }
 
     fn is_waiting(&self) -> bool {
-        // Store-load: the send path sets a vcore's `notif_pending`, then
-        // asks whether the process is WAITING (to wake it). The last vcore's
-        // yield sets WAITING, fences, then reads `notif_pending`. On some
-        // send paths (an SCP's spam, an INDIR without SPAM_INDIR) no fence
-        // separates the two, so it is here: one side sees the other.
-        fence(Ordering::SeqCst);
+        // event-core fences before asking (for WAKEUP): the last vcore's
+        // yield sets WAITING, fences, then re-reads `notif_pending`, so one
+        // side always sees the other (host rule 2).
         self.state() == ProcState::Waiting
     }
 

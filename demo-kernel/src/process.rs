@@ -558,30 +558,36 @@ impl Process {
                     .iter()
                     .position(|&x| x == v)
                     .ok_or(YieldRefused::NotOnline)?;
-                // Rule 2: off the list and unmapped, published, fence, and
-                // look at `notif_pending` again. A sender that checked the
-                // head or `mapped` before this saw the vcore and set
+                // Rule 2: off the list and unmapped, WAITING if it was the
+                // last one, published, fence, and look at `notif_pending`
+                // again. A sender that checked the head, `mapped` or the
+                // state before this saw the vcore (or no WAITING) and set
                 // `notif_pending` first, which the second read sees.
+                let before = self.state();
                 l.online.remove(pos);
                 slot.mapped.store(false, Ordering::Release);
+                let last = l.online.is_empty();
+                if last {
+                    self.set_state(if l.bulk_preempted.is_empty() {
+                        ProcState::Waiting
+                    } else {
+                        // Preempted vcores will come back: not WAITING.
+                        ProcState::RunnableM
+                    });
+                }
                 self.publish_heads(l);
                 fence(Ordering::SeqCst);
                 if pending() {
                     l.online.insert(pos, v).expect("it was just there");
                     slot.mapped.store(true, Ordering::Release);
+                    self.set_state(before);
                     return Err(YieldRefused::NotifPending);
                 }
                 // Akaros puts a yielded vcore at the head of the inactive
                 // list: it is the first to come back.
                 l.inactive.insert(0, v).expect("MAX_VCORES capacity");
-                if l.online.is_empty() {
-                    if l.bulk_preempted.is_empty() {
-                        self.set_state(ProcState::Waiting);
-                        self.counters.waits.fetch_add(1, Ordering::Relaxed);
-                    } else {
-                        // Preempted vcores will come back: not WAITING.
-                        self.set_state(ProcState::RunnableM);
-                    }
+                if last && self.state() == ProcState::Waiting {
+                    self.counters.waits.fetch_add(1, Ordering::Relaxed);
                 }
             } else {
                 if !slot.mapped.load(Ordering::Relaxed) {

@@ -14,16 +14,22 @@
 //!    (acquire) and may be called without the process lock.
 //! 2. Yield (a vcore giving up its core), under the process lock: refuse if
 //!    the vcore's `notif_pending` is set; otherwise remove it from the online
-//!    list, issue a `SeqCst` fence, and check `notif_pending` again; if it is
-//!    now set, put the vcore back on the online list and refuse. Only then
-//!    move it to the inactive list. (A sender posts, sets `notif_pending`,
-//!    fences, and checks whether the vcore is still the list head.)
+//!    list and, if it was the last vcore online or bulk-preempted, set the
+//!    process WAITING; then issue a `SeqCst` fence and check `notif_pending`
+//!    again. If it is now set, undo both (back on the online list, not
+//!    WAITING) and refuse. Only then put the vcore at the *head* of the
+//!    inactive list. (A sender posts, sets `notif_pending`, fences, and then
+//!    checks whether the vcore is still the list head, or whether the
+//!    process is WAITING and needs a wakeup: each side sees the other.)
+//!    An SCP's yield is the same without lists: refuse on `notif_pending`,
+//!    set WAITING, fence, re-check, undo if set.
 //! 3. A vcore that comes back online (restarted after a bulk preemption, or
 //!    started from the inactive list) checks its mailboxes before running
 //!    anything else; a vcore coming online sets its `CAN_RCV_MSG`.
 //! 4. Restarting a process (wakeup, or granting cores) takes vcores from the
 //!    head of the inactive list first: the inactive head is "the vcore that
-//!    will be woken".
+//!    will be woken", and, with yields going to the head, the vcore that
+//!    yielded last.
 //! 5. While [`with_proc_lock`](ProcOps::with_proc_lock) runs its closure,
 //!    the lists and the process state do not change.
 //! 6. [`ipi_vcore`](ProcOps::ipi_vcore) interrupts the physical core a

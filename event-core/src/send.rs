@@ -79,9 +79,16 @@ fn send_in_process<P: ProcOps>(
             try_notify(p, vcoreid, flags)?;
         }
     }
-    if flags.contains(EvqFlags::WAKEUP) && p.is_waiting() {
-        bump(&p.stats().wakeups);
-        p.wakeup();
+    if flags.contains(EvqFlags::WAKEUP) {
+        // Store-load: whatever we posted (and `notif_pending`) must be
+        // visible before we read the process state. The last vcore's yield
+        // sets WAITING, fences, then re-checks `notif_pending` (host rule 2):
+        // either it sees our post and stays, or we see WAITING and wake it.
+        fence(Ordering::SeqCst);
+        if p.is_waiting() {
+            bump(&p.stats().wakeups);
+            p.wakeup();
+        }
     }
     Ok(())
 }

@@ -11,8 +11,8 @@
 //!
 //! The model kernel keeps the host protocol of `event_core::host`: unlocked
 //! list heads are atomics written under the process lock, and yield is
-//! "refuse if notif_pending; unlink; SeqCst fence; re-check; re-link or
-//! finish".
+//! "refuse if notif_pending; unlink (and set WAITING if last); SeqCst fence;
+//! re-check; undo, or finish at the inactive head".
 
 #![cfg(loom)]
 
@@ -135,20 +135,23 @@ impl Proc {
             return false;
         }
         l.online.retain(|&x| x != v);
+        let last = l.online.is_empty() && l.bulk.is_empty();
+        if last {
+            self.waiting.store(true, Ordering::Release);
+        }
         self.publish_heads(&l);
-        // Unlinked, then re-check: pairs with the sender's "post, set
-        // notif_pending, fence, is it still the head?".
+        // Unlinked (and WAITING if last), then re-check: pairs with the
+        // sender's "post, set notif_pending, fence, is it still the head /
+        // is the process WAITING?".
         fence(Ordering::SeqCst);
         if vcpd.notif_pending.load(Ordering::Acquire) {
             l.online.push(v);
+            self.waiting.store(false, Ordering::Release);
             self.publish_heads(&l);
             return false;
         }
         self.mapped[v as usize].store(false, Ordering::Release);
-        l.inactive.push(v);
-        if l.online.is_empty() && l.bulk.is_empty() {
-            self.waiting.store(true, Ordering::Release);
-        }
+        l.inactive.insert(0, v);
         self.publish_heads(&l);
         true
     }
@@ -172,6 +175,9 @@ impl Proc {
         handlers
             .register(MSG_TYPE, count, Self::addr(&self.handled))
             .unwrap();
+        handlers
+            .register(vcpd_abi::EV_EVENT, count, Self::addr(&self.handled))
+            .unwrap();
         let rx = Receiver::new(&*self.procdata, &handlers, &NoPages);
         rx.prepare_to_yield(v);
         if !self.sys_yield(v) {
@@ -185,6 +191,11 @@ impl Proc {
 
     /// Guarantee 4, checked once every thread is done.
     fn assert_delivered(&self) {
+        self.assert_delivered_type(MSG_TYPE);
+    }
+
+    /// Like [`assert_delivered`] for messages of type `ty`.
+    fn assert_delivered_type(&self, ty: u16) {
         let l = self.lock.lock().unwrap();
         let inactive_head = l.inactive.first().copied();
         let mut safe = self.handled.load(Ordering::Relaxed);
@@ -210,7 +221,7 @@ impl Proc {
         }
         assert!(
             safe >= 1,
-            "spammed message lost: handled {}, copies {:?}, online {:?} bulk {:?} inactive {:?}\n{}",
+            "message of type {ty} lost: handled {}, copies {:?}, online {:?} bulk {:?} inactive {:?}\n{}",
             self.handled.load(Ordering::Relaxed),
             where_,
             l.online,
@@ -346,6 +357,15 @@ impl ProcOps for Proc {
     fn ipi_vcore(&self, _: u32) {}
     fn wakeup(&self) {
         self.wakeups.fetch_add(1, Ordering::Relaxed);
+        // Rule 4: a wakeup starts the inactive list's head.
+        let mut l = self.lock.lock().unwrap();
+        if self.waiting.load(Ordering::Acquire) && !l.inactive.is_empty() {
+            let v = l.inactive.remove(0);
+            l.online.push(v);
+            self.mapped[v as usize].store(true, Ordering::Release);
+            self.waiting.store(false, Ordering::Release);
+            self.publish_heads(&l);
+        }
     }
     fn procdata_addr(&self) -> usize {
         Self::addr(&*self.procdata)
@@ -418,6 +438,35 @@ fn spam_races_a_yield_and_a_preemption() {
         vc0.join().unwrap();
         kernel.join().unwrap();
         p.assert_delivered();
+    });
+}
+
+/// The last online vcore yields (the process goes WAITING) while the kernel
+/// sends an indirection without SPAM_INDIR, with WAKEUP, to that very
+/// vcore: the INDIR goes straight to its public mailbox, no lock taken. The
+/// yield and the WAKEUP check must not miss each other, or the process
+/// sleeps with the alert parked on a vcore nobody starts.
+#[test]
+fn last_yield_races_a_wakeup_send() {
+    model(|| {
+        let p = Proc::new(EvqFlags::empty());
+        {
+            // Vcore 1 is already inactive: vcore 0 is the last one online.
+            let mut l = p.lock.lock().unwrap();
+            l.online = vec![0];
+            l.inactive = vec![1];
+            p.mapped[1].store(false, Ordering::Relaxed);
+            p.procdata.vcpd[1].clear_flags(VcpdFlags::CAN_RCV_MSG, Ordering::Relaxed);
+            p.publish_heads(&l);
+        }
+        p.indir_q.evq.set_flags(EvqFlags::INDIR | EvqFlags::WAKEUP);
+        let vc0 = {
+            let p = p.clone();
+            spawn(move || p.vcore_yield(0))
+        };
+        event_core::send_event(&*p, Proc::addr(&*p.indir_q), &EventMsg::new(5), 0).unwrap();
+        vc0.join().unwrap();
+        p.assert_delivered_type(vcpd_abi::EV_EVENT);
     });
 }
 

@@ -257,13 +257,16 @@ impl Sim {
                 return YieldResult::Refused;
             }
             self.set_mapped(0, false);
+            self.waiting.store(true, Ordering::Release);
+            // WAITING first, then re-check: pairs with the sender's "post,
+            // fence, is it WAITING?" (host rule 2).
             fence(Ordering::SeqCst);
             if vcpd.notif_pending.load(Ordering::Acquire) {
+                self.waiting.store(false, Ordering::Release);
                 self.set_mapped(0, true);
                 self.counters.refused_yields.fetch_add(1, Ordering::Relaxed);
                 return YieldResult::Refused;
             }
-            self.waiting.store(true, Ordering::Release);
             self.counters.waits.fetch_add(1, Ordering::Relaxed);
             self.counters.yields.fetch_add(1, Ordering::Relaxed);
             return YieldResult::Yielded;
@@ -276,19 +279,25 @@ impl Sim {
             return YieldResult::Refused;
         }
         l.online.remove(pos);
+        let last = l.online.is_empty() && l.bulk.is_empty();
+        if last {
+            self.waiting.store(true, Ordering::Release);
+        }
         self.publish_heads(&l);
-        // Unlinked; now re-check what a sender may have posted meanwhile.
+        // Unlinked (and WAITING if last); now re-check what a sender may
+        // have posted meanwhile.
         fence(Ordering::SeqCst);
         if vcpd.notif_pending.load(Ordering::Acquire) {
             l.online.push(v);
+            self.waiting.store(false, Ordering::Release);
             self.publish_heads(&l);
             self.counters.refused_yields.fetch_add(1, Ordering::Relaxed);
             return YieldResult::Refused;
         }
         self.set_mapped(v, false);
-        l.inactive.push(v);
-        if l.online.is_empty() && l.bulk.is_empty() {
-            self.waiting.store(true, Ordering::Release);
+        // The vcore that yielded last is the first a wakeup starts.
+        l.inactive.insert(0, v);
+        if last {
             self.counters.waits.fetch_add(1, Ordering::Relaxed);
         }
         self.publish_heads(&l);
