@@ -48,7 +48,7 @@
 //!
 //! # Bringing up a machine
 //!
-//! ```ignore
+//! ```text
 //! // BSP, interrupts off, IDT installed (spurious 0xFF: no EOI; error 0xFE).
 //! unsafe { apic::pic::disable_legacy_pic() };
 //! let mut lapic = unsafe { LocalApic::enable_current_cpu(&ApicConfig::DEFAULT) }
