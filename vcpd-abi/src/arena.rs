@@ -141,8 +141,11 @@ impl UserArena {
             .pop()
         {
             Some(p) => {
-                for off in (0..PAGE_SIZE).step_by(8) {
-                    self.write_u64(p + off, 0);
+                // Zero through one checked view of the page (the process may
+                // still scribble on it, so atomics, not a memset).
+                let words = self.user_ref::<[AtomicU64; PAGE_SIZE / 8]>(p)?;
+                for w in words {
+                    w.store(0, Ordering::Relaxed);
                 }
                 Some(p)
             }
