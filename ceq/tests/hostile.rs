@@ -57,8 +57,10 @@ fn attack(script: Vec<Scribble>, sends: usize) {
     ceq::init(ceq, CeqOp::Add, events, ring).unwrap();
     let stats = Arc::new(CeqStats::new());
     let done = Arc::new(AtomicBool::new(false));
+    // Producers start once the scribbler has made a first pass.
+    let armed = Arc::new(AtomicBool::new(false));
     let scribbler = {
-        let (arena, done) = (arena.clone(), done.clone());
+        let (arena, done, armed) = (arena.clone(), done.clone(), armed.clone());
         thread::spawn(move || {
             let mut rounds = 0u64;
             while !done.load(Ordering::Relaxed) {
@@ -75,6 +77,7 @@ fn attack(script: Vec<Scribble>, sends: usize) {
                     }
                 }
                 rounds += 1;
+                armed.store(true, Ordering::Release);
                 thread::yield_now();
             }
             rounds
@@ -82,8 +85,11 @@ fn attack(script: Vec<Scribble>, sends: usize) {
     };
     let producers: Vec<_> = (0..2)
         .map(|p| {
-            let (arena, stats) = (arena.clone(), stats.clone());
+            let (arena, stats, armed) = (arena.clone(), stats.clone(), armed.clone());
             thread::spawn(move || {
+                while !armed.load(Ordering::Acquire) {
+                    thread::yield_now();
+                }
                 let ceq = arena.user_ref::<Ceq>(ceq_addr).unwrap();
                 (0..sends)
                     .map(|i| {

@@ -130,13 +130,16 @@ fn attack() {
     let qs = Arc::new(queues(&sim));
     let regions = targets(&sim, &qs);
     let stop = Arc::new(AtomicBool::new(false));
+    // Senders start once a scribbler has written a first batch.
+    let armed = Arc::new(AtomicBool::new(false));
 
     let scribblers: Vec<_> = (0..2)
         .map(|i| {
-            let (sim, stop, regions, mut rng) = (
+            let (sim, stop, regions, armed, mut rng) = (
                 sim.clone(),
                 stop.clone(),
                 regions.clone(),
+                armed.clone(),
                 rng.fork(100 + i),
             );
             thread::spawn(move || {
@@ -152,6 +155,7 @@ fn attack() {
                     }
                     writes += 1;
                     if writes % 64 == 0 {
+                        armed.store(true, Ordering::Release);
                         thread::yield_now();
                     }
                 }
@@ -177,8 +181,11 @@ fn attack() {
     let start = Instant::now();
     let senders: Vec<_> = (0..2)
         .map(|s| {
-            let (sim, qs, mut rng) = (sim.clone(), qs.clone(), rng.fork(s));
+            let (sim, qs, armed, mut rng) = (sim.clone(), qs.clone(), armed.clone(), rng.fork(s));
             thread::spawn(move || {
+                while !armed.load(Ordering::Acquire) {
+                    thread::yield_now();
+                }
                 let arena = sim.arena.user_range();
                 for i in 0..EVENTS / 2 {
                     let msg = EventMsg::new(rng.below(64) as u16)

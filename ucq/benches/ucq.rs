@@ -26,12 +26,41 @@ trait Queue: Send + Sync {
     fn new() -> Self;
     fn push(&self, m: EventMsg);
     fn pop(&self) -> Option<EventMsg>;
+    /// Takes up to `out.len()` messages; one at a time unless the queue can do better.
+    fn pop_batch(&self, out: &mut [EventMsg]) -> usize {
+        match self.pop() {
+            Some(m) => {
+                out[0] = m;
+                1
+            }
+            None => 0,
+        }
+    }
 }
 
 struct UcqQueue {
     host: ArenaHost,
     addr: usize,
     stats: UcqStats,
+}
+
+/// The same UCQ, drained with `try_recv_batch` (16 per claim).
+struct UcqBatch(UcqQueue);
+
+impl Queue for UcqBatch {
+    const NAME: &'static str = "ucq (batch drain)";
+    fn new() -> Self {
+        Self(UcqQueue::new())
+    }
+    fn push(&self, m: EventMsg) {
+        self.0.push(m);
+    }
+    fn pop(&self) -> Option<EventMsg> {
+        self.0.pop()
+    }
+    fn pop_batch(&self, out: &mut [EventMsg]) -> usize {
+        ucq::try_recv_batch(self.0.q(), &Spinning(&self.0.host), out)
+    }
 }
 
 impl UcqQueue {
@@ -127,9 +156,12 @@ fn mpmc<Q: Queue + 'static>(p: usize, c: usize, total: usize) -> f64 {
     for _ in 0..c {
         let (q, done) = (q.clone(), done.clone());
         threads.push(thread::spawn(move || {
+            let mut buf = [EventMsg::default(); 16];
             while done.load(Ordering::Relaxed) < per * p {
-                if q.pop().is_some() {
-                    done.fetch_add(1, Ordering::Relaxed);
+                let n = q.pop_batch(&mut buf);
+                if n > 0 {
+                    std::hint::black_box(&buf[..n]);
+                    done.fetch_add(n, Ordering::Relaxed);
                 } else {
                     // Same back-off for every queue: an empty queue is not
                     // polled flat out (event consumers are notified, they
@@ -167,29 +199,27 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-fn compare(label: &str, trials: usize, f: [&dyn Fn() -> f64; 3]) {
-    let mut r = [vec![], vec![], vec![]];
+/// Runs the contenders in interleaved trials and prints each one's median
+/// with its ratio to the first (the UCQ).
+fn compare(label: &str, trials: usize, contenders: &[(&str, &dyn Fn() -> f64)]) {
+    let mut results = vec![vec![]; contenders.len()];
     for _ in 0..trials {
-        for (k, g) in f.iter().enumerate() {
-            r[k].push(g());
+        for (k, (_, run)) in contenders.iter().enumerate() {
+            results[k].push(run());
         }
     }
-    let [u, s, c] = r.map(median);
-    println!(
-        "{label:<28} ucq {u:8.1} ns/msg | {} {s:8.1} ({:.2}x ucq) | {} {c:8.1} ({:.2}x ucq)",
-        <SegQueue<EventMsg> as Queue>::NAME,
-        s / u,
-        <ConcurrentQueue<EventMsg> as Queue>::NAME,
-        c / u
-    );
+    let medians: Vec<f64> = results.into_iter().map(median).collect();
+    println!("{label}");
+    for ((name, _), m) in contenders.iter().zip(&medians) {
+        println!("    {name:<28} {m:8.1} ns/msg   {:.2}x", m / medians[0]);
+    }
 }
 
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
     let (trials, total) = if quick { (3, 200_000) } else { (7, 2_000_000) };
     println!(
-        "UCQ vs peers ({} trials each, median; ratio = peer time / ucq time, >1 means ucq is faster)",
-        trials
+        "UCQ vs peers ({trials} trials each, interleaved, median; ratio = time / ucq time, <1 is faster than ucq)"
     );
     println!(
         "machine: {} CPUs",
@@ -198,20 +228,29 @@ fn main() {
     compare(
         "single thread send+recv",
         trials,
-        [
-            &|| single::<UcqQueue>(total),
-            &|| single::<SegQueue<EventMsg>>(total),
-            &|| single::<ConcurrentQueue<EventMsg>>(total),
+        &[
+            ("ucq", &|| single::<UcqQueue>(total)),
+            (<SegQueue<EventMsg> as Queue>::NAME, &|| {
+                single::<SegQueue<EventMsg>>(total)
+            }),
+            (<ConcurrentQueue<EventMsg> as Queue>::NAME, &|| {
+                single::<ConcurrentQueue<EventMsg>>(total)
+            }),
         ],
     );
     for (p, c) in [(1, 1), (2, 2)] {
         compare(
             &format!("{p} producer(s) / {c} consumer(s)"),
             trials,
-            [
-                &|| mpmc::<UcqQueue>(p, c, total),
-                &|| mpmc::<SegQueue<EventMsg>>(p, c, total),
-                &|| mpmc::<ConcurrentQueue<EventMsg>>(p, c, total),
+            &[
+                ("ucq", &|| mpmc::<UcqQueue>(p, c, total)),
+                (UcqBatch::NAME, &|| mpmc::<UcqBatch>(p, c, total)),
+                (<SegQueue<EventMsg> as Queue>::NAME, &|| {
+                    mpmc::<SegQueue<EventMsg>>(p, c, total)
+                }),
+                (<ConcurrentQueue<EventMsg> as Queue>::NAME, &|| {
+                    mpmc::<ConcurrentQueue<EventMsg>>(p, c, total)
+                }),
             ],
         );
     }

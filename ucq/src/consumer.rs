@@ -16,7 +16,14 @@
 //! between reading `cons_idx` and its compare-and-swap for a whole page
 //! cycle may find the same page and slot again and claim it while the queue
 //! is empty; it then waits for the next message, which is still delivered
-//! exactly once. Only liveness of that one consumer is affected.
+//! exactly once. Only liveness of that one consumer is affected. A batch
+//! claim ([`try_recv_batch`]) stalled the same way may claim up to the rest
+//! of that page and wait for it to fill.
+//!
+//! [`try_recv_batch`] claims a run of slots with one compare-and-swap: the
+//! head's cache line is shared with producers' `prod_idx` (the ABI puts
+//! both indices side by side), so draining in batches is what makes the
+//! consumer side fast.
 
 use core::fmt;
 
@@ -85,40 +92,89 @@ pub fn is_empty(ucq: &Ucq) -> bool {
 /// May spin (calling `host.relax()`) while a producer finishes the message
 /// in the claimed slot or another consumer finishes the old page.
 pub fn try_recv<H: ConsumerHost + ?Sized>(ucq: &Ucq, host: &H) -> Option<EventMsg> {
-    let slot = loop {
+    let mut msg = [EventMsg::default()];
+    (try_recv_batch(ucq, host, &mut msg) == 1).then_some(msg[0])
+}
+
+/// Takes up to `out.len()` messages in queue order with one claim, and
+/// returns how many (0 if the queue is empty). Draining in batches touches
+/// the head's cache line (which producers also hammer) once per batch
+/// rather than once per message.
+///
+/// A batch never spans a page and never claims past `prod_idx`, so every
+/// claimed slot was already claimed by a producer; like [`try_recv`], it
+/// waits for those producers to finish writing.
+pub fn try_recv_batch<H: ConsumerHost + ?Sized>(
+    ucq: &Ucq,
+    host: &H,
+    out: &mut [EventMsg],
+) -> usize {
+    if out.is_empty() {
+        return 0;
+    }
+    let (first, n) = loop {
         let idx = ucq.cons_idx.load(Ordering::Acquire);
-        if idx == ucq.prod_idx.load(Ordering::Acquire) {
-            return None;
+        let prod = ucq.prod_idx.load(Ordering::Acquire);
+        if idx == prod {
+            return 0;
         }
-        if !Slot(idx).is_good() {
+        let slot = Slot(idx);
+        if !slot.is_good() {
             advance_page(ucq, host);
             continue;
         }
-        // AcqRel: acquire the page switch that published `idx`; release
-        // nothing in particular, but a failed CAS just retries.
+        // Slots producers have claimed on this page: up to `prod_idx` when
+        // it is on the same page (capped at the page's end: overflowing
+        // producers push it past); the whole page once a producer has linked
+        // the next one (it does so only after every slot here was taken).
+        // With `prod_idx` on another page and no link yet, we may be ahead
+        // of it (we followed the link of the previous page before the
+        // switching producer published the new page in `prod_idx`): take
+        // one slot, as the single-slot algorithm does. (Found by the loom
+        // model.)
+        let end = if Slot(prod).page() == slot.page() {
+            Slot(prod).index().min(NR_MSG_PER_PAGE)
+        } else if page(slot.page())
+            .header
+            .cons_next_pg
+            .load(Ordering::Acquire)
+            != 0
+        {
+            NR_MSG_PER_PAGE
+        } else {
+            slot.index() + 1
+        };
+        // At least one: a consumer that finds itself ahead of `prod_idx`
+        // (the stalled-consumer case in the module docs) claims one slot and
+        // waits for it, as the single-slot algorithm does.
+        let n = end.saturating_sub(slot.index()).clamp(1, out.len());
+        // AcqRel: acquire the page switch that published `idx`; a failed
+        // CAS just retries.
         if ucq
             .cons_idx
-            .compare_exchange_weak(idx, idx + 1, Ordering::AcqRel, Ordering::Relaxed)
+            .compare_exchange_weak(idx, idx + n, Ordering::AcqRel, Ordering::Relaxed)
             .is_ok()
         {
-            break Slot(idx);
+            break (slot, n);
         }
     };
-    let container = container(slot);
-    // Acquire pairs with the producer's release of `ready`: the message is
-    // complete once we see it set.
-    while !container.ready.load(Ordering::Acquire) {
-        host.relax();
+    for (i, msg) in out.iter_mut().take(n).enumerate() {
+        let container = container(Slot(first.0 + i));
+        // Acquire pairs with the producer's release of `ready`: the message
+        // is complete once we see it set.
+        while !container.ready.load(Ordering::Acquire) {
+            host.relax();
+        }
+        *msg = container.ev_msg.read();
+        container.ready.store(false, Ordering::Relaxed);
     }
-    let msg = container.ev_msg.read();
-    container.ready.store(false, Ordering::Relaxed);
-    // Release: the page's recycler (acquire on `nr_cons`) sees our read of
-    // the message and our clearing of `ready` completed before it reuses it.
-    page(slot.page())
+    // Release: the page's recycler (acquire on `nr_cons`) sees our reads of
+    // the messages and our clearing of `ready` completed before it reuses it.
+    page(first.page())
         .header
         .nr_cons
-        .fetch_add(1, Ordering::Release);
-    Some(msg)
+        .fetch_add(n, Ordering::Release);
+    n
 }
 
 /// `cons_idx` ran off its page: move every consumer to the next page and

@@ -23,7 +23,7 @@ pub mod stats;
 #[cfg(all(any(feature = "std", test), not(loom)))]
 pub mod arena_host;
 
-pub use consumer::{InitError, init, is_empty, try_recv};
+pub use consumer::{InitError, init, is_empty, try_recv, try_recv_batch};
 pub use host::{ConsumerHost, ProducerHost, UcqLocks, UserPageAlloc};
 pub use locks::HashLocks;
 pub use producer::{SendError, send};

@@ -80,9 +80,11 @@ fn attack(script: Vec<Scribble>, sends_per_producer: usize) {
     .unwrap();
     let stats = Arc::new(UcqStats::new());
     let done = Arc::new(AtomicBool::new(false));
+    // Producers start once the scribbler has made a first pass.
+    let armed = Arc::new(AtomicBool::new(false));
 
     let scribbler = {
-        let (host, done) = (host.clone(), done.clone());
+        let (host, done, armed) = (host.clone(), done.clone(), armed.clone());
         thread::spawn(move || {
             let mut rounds = 0u64;
             while !done.load(Ordering::Relaxed) {
@@ -95,6 +97,7 @@ fn attack(script: Vec<Scribble>, sends_per_producer: usize) {
                     }
                 }
                 rounds += 1;
+                armed.store(true, Ordering::Release);
                 thread::yield_now();
             }
             rounds
@@ -102,8 +105,11 @@ fn attack(script: Vec<Scribble>, sends_per_producer: usize) {
     };
     let producers: Vec<_> = (0..2)
         .map(|p| {
-            let (host, stats) = (host.clone(), stats.clone());
+            let (host, stats, armed) = (host.clone(), stats.clone(), armed.clone());
             thread::spawn(move || {
+                while !armed.load(Ordering::Acquire) {
+                    thread::yield_now();
+                }
                 let q = host.user_ref::<Ucq>(ucq_addr).unwrap();
                 let mut results = (0usize, 0usize);
                 for i in 0..sends_per_producer {

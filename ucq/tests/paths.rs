@@ -289,3 +289,56 @@ fn out_of_pages_drops_and_counts() {
     }
     ucq::send(q, &msg(77), &host, &stats).unwrap();
 }
+
+#[test]
+fn batch_receive_stops_at_prod_idx_page_end_and_buffer() {
+    let s = Setup::new();
+    let (first, _) = s.init();
+    let mut out = [EventMsg::default(); 8];
+    assert_eq!(ucq::try_recv_batch(s.ucq(), &s.host, &mut out), 0, "empty");
+    for i in 0..5 {
+        s.send(i).unwrap();
+    }
+    assert_eq!(
+        ucq::try_recv_batch(s.ucq(), &s.host, &mut out[..3]),
+        3,
+        "buffer bound"
+    );
+    assert_eq!(&out[..3], &[msg(0), msg(1), msg(2)]);
+    assert_eq!(
+        ucq::try_recv_batch(s.ucq(), &s.host, &mut out),
+        2,
+        "prod_idx bound"
+    );
+    assert_eq!(&out[..2], &[msg(3), msg(4)]);
+    assert_eq!(s.page(first).header.nr_cons.load(Ordering::Relaxed), 5);
+    // Fill to the end of the page and beyond: a batch never spans a page.
+    for i in 5..NR_MSG_PER_PAGE as u64 + 4 {
+        s.send(i).unwrap();
+    }
+    let mut got = vec![];
+    let mut sizes = vec![];
+    loop {
+        let n = ucq::try_recv_batch(s.ucq(), &s.host, &mut out);
+        if n == 0 {
+            break;
+        }
+        sizes.push(n);
+        got.extend_from_slice(&out[..n]);
+    }
+    let want: Vec<_> = (5..NR_MSG_PER_PAGE as u64 + 4).map(msg).collect();
+    assert_eq!(got, want);
+    // 122 slots left on the first page: 15 batches of 8 then 2, then the
+    // next page's 4.
+    assert_eq!(sizes.iter().sum::<usize>(), want.len());
+    assert_eq!(
+        sizes[15], 2,
+        "the last batch of the first page stops at its end"
+    );
+    assert_eq!(*sizes.last().unwrap(), 4);
+    assert_eq!(
+        ucq::try_recv_batch(s.ucq(), &s.host, &mut []),
+        0,
+        "no room, no claim"
+    );
+}

@@ -15,6 +15,11 @@ use vcpd_abi::{EventMsg, Ucq, UserMemoryExt};
 const TOTAL: usize = 1_000_000;
 
 fn run(producers: usize, consumers: usize) {
+    run_with(producers, consumers, 1);
+}
+
+/// `batch` > 1: consumers drain with `try_recv_batch` of up to that many.
+fn run_with(producers: usize, consumers: usize, batch: usize) {
     let host = Arc::new(ArenaHost::new(64 << 20));
     let ucq_addr = host.arena.alloc(size_of::<Ucq>(), 64).unwrap();
     let q = host.user_ref::<Ucq>(ucq_addr).unwrap();
@@ -47,19 +52,26 @@ fn run(producers: usize, consumers: usize) {
                 let q = host.user_ref::<Ucq>(ucq_addr).unwrap();
                 let mut last = vec![None::<u64>; producers];
                 let mut got = Vec::with_capacity(TOTAL / consumers * 2);
+                let mut buf = vec![EventMsg::default(); batch];
                 while received.load(Ordering::Relaxed) < producers * per_producer {
-                    match ucq::try_recv(q, &*host) {
-                        Some(m) => {
-                            received.fetch_add(1, Ordering::Relaxed);
-                            let p = usize::from(m.ev_arg1);
-                            assert!(
-                                last[p].is_none_or(|l| l < m.ev_arg4),
-                                "producer {p} reordered"
-                            );
-                            last[p] = Some(m.ev_arg4);
-                            got.push((p, m.ev_arg4));
-                        }
-                        None => thread::yield_now(),
+                    // batch == 1: the single-slot `try_recv` path.
+                    let n = if batch == 1 {
+                        usize::from(ucq::try_recv(q, &*host).map(|m| buf[0] = m).is_some())
+                    } else {
+                        ucq::try_recv_batch(q, &*host, &mut buf)
+                    };
+                    if n == 0 {
+                        thread::yield_now();
+                    }
+                    for m in &buf[..n] {
+                        received.fetch_add(1, Ordering::Relaxed);
+                        let p = usize::from(m.ev_arg1);
+                        assert!(
+                            last[p].is_none_or(|l| l < m.ev_arg4),
+                            "producer {p} reordered"
+                        );
+                        last[p] = Some(m.ev_arg4);
+                        got.push((p, m.ev_arg4));
                     }
                 }
                 got
@@ -103,4 +115,9 @@ fn two_producers_two_consumers() {
 #[test]
 fn four_producers_three_consumers() {
     run(4, 3);
+}
+
+#[test]
+fn two_producers_two_batch_consumers() {
+    run_with(2, 2, 16);
 }

@@ -56,6 +56,10 @@ impl<R: VcoreRuntime> ceq::ConsumerHost for Adapt<'_, R> {
     }
 }
 
+/// Messages a drain takes from a UCQ per claim (they are then dispatched
+/// one by one; a vcore preempted meanwhile handles the rest when it runs).
+pub const DRAIN_BATCH: usize = 16;
+
 /// A queue's own handler, stored in `EventQueue::ev_handler`. Set it only
 /// with [`setup::set_evq_handler`].
 pub type EvqHandlerFn = extern "C" fn(ev_q: &EventQueue);
@@ -137,9 +141,23 @@ impl<'a, R: VcoreRuntime> Receiver<'a, R> {
         }
     }
 
-    /// Drains `mbox`, dispatching every message; returns how many.
+    /// Drains `mbox`, dispatching every message; returns how many. UCQs are
+    /// drained [`DRAIN_BATCH`] messages per claim.
     pub fn handle_mbox(&self, vcoreid: u32, mbox: &EventMbox) -> usize {
         let mut n = 0;
+        if let Ok(MboxRef::Ucq(u)) = mbox.body() {
+            let mut batch = [EventMsg::default(); DRAIN_BATCH];
+            loop {
+                let got = ucq::try_recv_batch(u, &Adapt(self.rt), &mut batch);
+                if got == 0 {
+                    return n;
+                }
+                for msg in &batch[..got] {
+                    self.dispatch(vcoreid, msg);
+                }
+                n += got;
+            }
+        }
         while let Some(msg) = self.extract_one(mbox) {
             self.dispatch(vcoreid, &msg);
             n += 1;
