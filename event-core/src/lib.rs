@@ -31,4 +31,4 @@ pub mod stats;
 pub use host::ProcOps;
 pub use send::{post_vcore_event, send_event, send_kernel_event, send_posix_signal};
 pub use spam::SPAM_LIST_MAX_LOOPS;
-pub use stats::{Drop, DropKind, EventStats, SpamPath};
+pub use stats::{DropKind, Dropped, EventStats, SpamPath};

@@ -3,7 +3,7 @@
 //! Every value read from the process's memory is read once into a local
 //! (the process may change it under us), every pointer is checked through
 //! the host's [`UserMemory`](vcpd_abi::UserMemory) before use, and anything
-//! wrong costs that one message: a `log` warning, a counted [`Drop`], and
+//! wrong costs that one message: a `log` warning, a counted [`Dropped`], and
 //! an `Err` the caller may ignore.
 
 use log::warn;
@@ -11,12 +11,12 @@ use vcpd_abi::procdata::{kernel_evt_offset, vcpd_offset};
 use vcpd_abi::sync::{AtomicUsize, Ordering, fence};
 use vcpd_abi::{
     EV_EVENT, EV_POSIX_SIGNAL, EventMbox, EventMsg, EventQueue, EvqFlags, MAX_NR_EVENT,
-    MAX_NUM_VCORES, MboxRef, MboxType, UserMemoryExt, Vcpd,
+    MAX_NUM_VCORES, MboxRef, UserMemoryExt, Vcpd,
 };
 
 use crate::host::ProcOps;
 use crate::spam::{spam_public_msg, spam_vcore};
-use crate::stats::{Drop, bump};
+use crate::stats::{Dropped, bump};
 
 /// Sends `msg` to the event queue at user address `ev_q`, as the queue's
 /// flags ask. `vcoreid` is the kernel's suggestion of which vcore should
@@ -29,12 +29,12 @@ pub fn send_event<P: ProcOps>(
     ev_q: usize,
     msg: &EventMsg,
     vcoreid: u32,
-) -> Result<(), Drop> {
+) -> Result<(), Dropped> {
     if p.in_irq_context() {
-        return Err(dropped(p, Drop::IrqContext));
+        return Err(dropped(p, Dropped::IrqContext));
     }
     if p.is_dying() {
-        return Err(dropped(p, Drop::Dying));
+        return Err(dropped(p, Dropped::Dying));
     }
     bump(&p.stats().sends);
     p.with_address_space(|| send_in_process(p, ev_q, msg, vcoreid))
@@ -46,10 +46,10 @@ fn send_in_process<P: ProcOps>(
     ev_q_addr: usize,
     msg: &EventMsg,
     vcoreid: u32,
-) -> Result<(), Drop> {
+) -> Result<(), Dropped> {
     let ev_q = p
         .user_ref::<EventQueue>(ev_q_addr)
-        .ok_or(Drop::BadEventQueue(ev_q_addr))?;
+        .ok_or(Dropped::BadEventQueue(ev_q_addr))?;
     // One read of the flags: every decision below sees the same ones.
     let flags = ev_q.flags();
     let vcoreid = choose_vcore(p, ev_q, flags, vcoreid)?;
@@ -63,7 +63,7 @@ fn send_in_process<P: ProcOps>(
         };
         let mbox = p
             .user_ref::<EventMbox>(mbox_addr)
-            .ok_or(Drop::BadMailbox(mbox_addr))?;
+            .ok_or(Dropped::BadMailbox(mbox_addr))?;
         post_ev_msg(p, mbox, msg)?;
         if flags.contains(EvqFlags::INDIR) {
             // Store-load: the message must be visible before we read
@@ -100,7 +100,7 @@ fn choose_vcore<P: ProcOps>(
     ev_q: &EventQueue,
     flags: EvqFlags,
     suggested: u32,
-) -> Result<u32, Drop> {
+) -> Result<u32, Dropped> {
     let mut vcoreid = if flags.contains(EvqFlags::VCORE_APPRO) {
         suggested
     } else {
@@ -110,7 +110,7 @@ fn choose_vcore<P: ProcOps>(
         vcoreid = if p.is_mcp() {
             let n = p.num_vcores();
             if n == 0 {
-                return Err(Drop::NoVcores);
+                return Err(Dropped::NoVcores);
             }
             ev_q.ev_vcore.load(Ordering::Relaxed).wrapping_add(1) % n
         } else {
@@ -119,7 +119,7 @@ fn choose_vcore<P: ProcOps>(
         ev_q.ev_vcore.store(vcoreid, Ordering::Relaxed);
     }
     if !vcoreid_is_safe(p, vcoreid) {
-        return Err(Drop::UnsafeVcore(vcoreid));
+        return Err(Dropped::UnsafeVcore(vcoreid));
     }
     Ok(vcoreid)
 }
@@ -141,43 +141,41 @@ pub(crate) fn vcpd_mbox_addr<P: ProcOps>(p: &P, vcoreid: u32, private: bool) -> 
 }
 
 /// The vcore's VCPD, checked (procdata is user memory like any other).
-pub(crate) fn vcpd<P: ProcOps>(p: &P, vcoreid: u32) -> Result<&Vcpd, Drop> {
+pub(crate) fn vcpd<P: ProcOps>(p: &P, vcoreid: u32) -> Result<&Vcpd, Dropped> {
     p.user_ref::<Vcpd>(
         p.procdata_addr()
             .wrapping_add(vcpd_offset(vcoreid as usize)),
     )
-    .ok_or(Drop::BadVcpd(vcoreid))
+    .ok_or(Dropped::BadVcpd(vcoreid))
 }
 
 /// Posts into a mailbox of whatever type it says it is.
-pub(crate) fn post_ev_msg<P: ProcOps>(p: &P, mbox: &EventMbox, msg: &EventMsg) -> Result<(), Drop> {
+pub(crate) fn post_ev_msg<P: ProcOps>(
+    p: &P,
+    mbox: &EventMbox,
+    msg: &EventMsg,
+) -> Result<(), Dropped> {
     let stats = p.stats();
     match mbox.body() {
-        Ok(MboxRef::Ucq(ucq)) => match ucq::send(ucq, msg, p, &stats.ucq) {
-            Ok(()) => stats.count_post(MboxType::Ucq),
-            Err(e) => {
-                // An SCP may get events before it sets its queues up; only
-                // an MCP's unready queue is worth a warning.
-                if e == ucq::SendError::NotReady && p.is_mcp() {
-                    warn!(
-                        "event: message type {} to an uninitialised UCQ",
-                        msg.ev_type
-                    );
-                }
-                return Err(Drop::Ucq(e));
+        Ok(MboxRef::Ucq(ucq)) => ucq::send(ucq, msg, p, &stats.ucq).map_err(|e| {
+            // An SCP may get events before it sets its queues up; only an
+            // MCP's unready queue is worth a warning.
+            if e == ucq::SendError::NotReady && p.is_mcp() {
+                warn!(
+                    "event: message type {} to an uninitialised UCQ",
+                    msg.ev_type
+                );
             }
-        },
+            Dropped::Ucq(e)
+        }),
         Ok(MboxRef::Bitmap(bm)) => {
-            evbitmap::send(bm, msg.ev_type, &stats.bitmap).map_err(Drop::Bitmap)?;
-            stats.count_post(MboxType::Bitmap);
+            evbitmap::send(bm, msg.ev_type, &stats.bitmap).map_err(Dropped::Bitmap)
         }
-        Ok(MboxRef::Ceq(ceq)) => {
-            ceq::send(ceq, msg, p, &stats.ceq).map_err(Drop::Ceq)?;
-            stats.count_post(MboxType::Ceq);
-        }
-        Err(e) => return Err(Drop::UnknownMailboxType(e.0)),
+        Ok(MboxRef::Ceq(ceq)) => ceq::send(ceq, msg, p, &stats.ceq)
+            .map(drop)
+            .map_err(Dropped::Ceq),
+        Err(e) => Err(Dropped::UnknownMailboxType(e.0)),
     }
-    Ok(())
 }
 
 /// Posts to one of a vcore's VCPD mailboxes, then sets its
@@ -187,7 +185,7 @@ pub(crate) fn post_vc_msg<P: ProcOps>(
     vcoreid: u32,
     private: bool,
     msg: &EventMsg,
-) -> Result<(), Drop> {
+) -> Result<(), Dropped> {
     let vcpd = vcpd(p, vcoreid)?;
     post_ev_msg(p, vcpd.mbox(private), msg)?;
     // Set even without IPI: the flag is what stops a yield. Release: whoever
@@ -200,7 +198,7 @@ pub(crate) fn post_vc_msg<P: ProcOps>(
 
 /// proc_notify: mark the vcore as having a notification, and interrupt it
 /// if it wants interrupts and is mapped.
-pub(crate) fn notify_vcore<P: ProcOps>(p: &P, vcoreid: u32) -> Result<(), Drop> {
+pub(crate) fn notify_vcore<P: ProcOps>(p: &P, vcoreid: u32) -> Result<(), Dropped> {
     let vcpd = vcpd(p, vcoreid)?;
     bump(&p.stats().notifies);
     vcpd.notif_pending.swap(true, Ordering::AcqRel);
@@ -217,7 +215,7 @@ pub(crate) fn notify_vcore<P: ProcOps>(p: &P, vcoreid: u32) -> Result<(), Drop> 
 
 /// Notifies the vcore if the queue asked for IPIs and the vcore is mapped
 /// (an unlocked peek; a stale answer is harmless).
-pub(crate) fn try_notify<P: ProcOps>(p: &P, vcoreid: u32, flags: EvqFlags) -> Result<(), Drop> {
+pub(crate) fn try_notify<P: ProcOps>(p: &P, vcoreid: u32, flags: EvqFlags) -> Result<(), Dropped> {
     if flags.contains(EvqFlags::IPI) && p.vcore_is_mapped(vcoreid) {
         notify_vcore(p, vcoreid)?;
     }
@@ -232,7 +230,7 @@ fn send_indir<P: ProcOps>(
     ev_q_addr: usize,
     vcoreid: u32,
     flags: EvqFlags,
-) -> Result<(), Drop> {
+) -> Result<(), Dropped> {
     if !flags.contains(EvqFlags::NOTHROTTLE) && ev_q.ev_alert_pending.load(Ordering::Acquire) {
         // An earlier indirection has not been acknowledged; the consumer
         // clears the flag before draining, so it will see our message.
@@ -255,16 +253,16 @@ fn send_indir<P: ProcOps>(
 
 /// Sends a kernel-initiated event of type `msg.ev_type` to the queue the
 /// process registered in `kernel_evts` for it, if any.
-pub fn send_kernel_event<P: ProcOps>(p: &P, msg: &EventMsg, vcoreid: u32) -> Result<(), Drop> {
+pub fn send_kernel_event<P: ProcOps>(p: &P, msg: &EventMsg, vcoreid: u32) -> Result<(), Dropped> {
     let ev_type = usize::from(msg.ev_type);
     if ev_type >= MAX_NR_EVENT {
-        return Err(dropped(p, Drop::BadKernelEventType(msg.ev_type)));
+        return Err(dropped(p, Dropped::BadKernelEventType(msg.ev_type)));
     }
     let slot_addr = p.procdata_addr().wrapping_add(kernel_evt_offset(ev_type));
     let ev_q = p.with_address_space(|| {
         p.user_ref::<AtomicUsize>(slot_addr)
             .map(|slot| slot.load(Ordering::Acquire))
-            .ok_or(Drop::BadEventQueue(slot_addr))
+            .ok_or(Dropped::BadEventQueue(slot_addr))
     });
     match ev_q {
         Ok(0) => Ok(()), // the process does not want these
@@ -281,9 +279,9 @@ pub fn post_vcore_event<P: ProcOps>(
     msg: &EventMsg,
     vcoreid: u32,
     flags: EvqFlags,
-) -> Result<(), Drop> {
+) -> Result<(), Dropped> {
     if !vcoreid_is_safe(p, vcoreid) {
-        return Err(dropped(p, Drop::UnsafeVcore(vcoreid)));
+        return Err(dropped(p, Dropped::UnsafeVcore(vcoreid)));
     }
     p.with_address_space(|| {
         post_vc_msg(p, vcoreid, flags.contains(EvqFlags::VCORE_PRIVATE), msg)?;
@@ -294,14 +292,14 @@ pub fn post_vcore_event<P: ProcOps>(
 
 /// Sends POSIX signal `sig` as an `EV_POSIX_SIGNAL` kernel event (nothing
 /// happens if the process registered no queue for it).
-pub fn send_posix_signal<P: ProcOps>(p: &P, sig: u16) -> Result<(), Drop> {
+pub fn send_posix_signal<P: ProcOps>(p: &P, sig: u16) -> Result<(), Dropped> {
     send_kernel_event(p, &EventMsg::new(EV_POSIX_SIGNAL).with_arg1(sig), 0)
 }
 
 /// Counts and logs a drop, and hands it back.
-pub(crate) fn dropped<P: ProcOps>(p: &P, d: Drop) -> Drop {
+pub(crate) fn dropped<P: ProcOps>(p: &P, d: Dropped) -> Dropped {
     p.stats().count_drop(&d);
-    if d != Drop::Dying && !matches!(d, Drop::Ucq(ucq::SendError::NotReady)) {
+    if d != Dropped::Dying && !matches!(d, Dropped::Ucq(ucq::SendError::NotReady)) {
         warn!("event: message dropped: {d}");
     }
     d

@@ -16,7 +16,7 @@ use vcpd_abi::{EventMsg, EvqFlags, VcpdFlags};
 
 use crate::host::ProcOps;
 use crate::send::{post_vc_msg, try_notify, vcoreid_is_safe, vcpd};
-use crate::stats::{Drop, SpamPath};
+use crate::stats::{Dropped, SpamPath};
 
 /// Rounds `spam_list_member` retries with a new list head before failing.
 pub const SPAM_LIST_MAX_LOOPS: usize = 10;
@@ -51,12 +51,12 @@ pub(crate) fn spam_vcore<P: ProcOps>(
     vcoreid: u32,
     msg: &EventMsg,
     flags: EvqFlags,
-) -> Result<(), Drop> {
+) -> Result<(), Dropped> {
     post_vc_msg(p, vcoreid, false, msg)?;
     try_notify(p, vcoreid, flags)
 }
 
-fn can_msg_vcore<P: ProcOps>(p: &P, vcoreid: u32) -> Result<bool, Drop> {
+fn can_msg_vcore<P: ProcOps>(p: &P, vcoreid: u32) -> Result<bool, Dropped> {
     Ok(vcpd(p, vcoreid)?
         .flags(Ordering::Acquire)
         .contains(VcpdFlags::CAN_RCV_MSG))
@@ -69,7 +69,7 @@ fn try_spam_vcore<P: ProcOps>(
     vcoreid: u32,
     msg: &EventMsg,
     flags: EvqFlags,
-) -> Result<bool, Drop> {
+) -> Result<bool, Dropped> {
     if !can_msg_vcore(p, vcoreid)? {
         return Ok(false);
     }
@@ -91,7 +91,7 @@ fn spam_list_member<P: ProcOps>(
     list: List,
     msg: &EventMsg,
     flags: EvqFlags,
-) -> Result<bool, Drop> {
+) -> Result<bool, Dropped> {
     let mut vc = list.head(p);
     let mut loops = 0;
     while let Some(vcoreid) = vc {
@@ -126,7 +126,7 @@ pub(crate) fn spam_public_msg<P: ProcOps>(
     msg: &EventMsg,
     vcoreid: u32,
     flags: EvqFlags,
-) -> Result<(), Drop> {
+) -> Result<(), Dropped> {
     let stats = p.stats();
     if !p.is_mcp() {
         spam_vcore(p, 0, msg, flags)?;
@@ -176,7 +176,7 @@ pub(crate) fn spam_public_msg<P: ProcOps>(
 /// Under the process lock, where the lists are stable: an online vcore, or
 /// a bulk-preempted one, or else the first inactive vcore (the one a
 /// wakeup will start), which we mark `CAN_RCV_MSG`.
-fn ultimate_fallback<P: ProcOps>(p: &P, msg: &EventMsg, flags: EvqFlags) -> Result<(), Drop> {
+fn ultimate_fallback<P: ProcOps>(p: &P, msg: &EventMsg, flags: EvqFlags) -> Result<(), Dropped> {
     p.with_proc_lock(|| {
         let target = if p.is_waiting() {
             None
@@ -185,10 +185,10 @@ fn ultimate_fallback<P: ProcOps>(p: &P, msg: &EventMsg, flags: EvqFlags) -> Resu
         };
         let (vc, inactive) = match target {
             Some(vc) => (vc, false),
-            None => (p.inactive_head().ok_or(Drop::NoVcoreToSpam)?, true),
+            None => (p.inactive_head().ok_or(Dropped::NoVcoreToSpam)?, true),
         };
         if !vcoreid_is_safe(p, vc) {
-            return Err(Drop::UnsafeVcore(vc));
+            return Err(Dropped::UnsafeVcore(vc));
         }
         spam_vcore(p, vc, msg, flags)?;
         if inactive {

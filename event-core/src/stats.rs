@@ -10,7 +10,7 @@ use vcpd_abi::MboxType;
 
 /// Why a message was dropped. Each costs that message alone.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Drop {
+pub enum Dropped {
     /// Called from interrupt context.
     IrqContext,
     /// The process is dying.
@@ -39,7 +39,7 @@ pub enum Drop {
     NoVcoreToSpam,
 }
 
-impl fmt::Display for Drop {
+impl fmt::Display for Dropped {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::IrqContext => f.write_str("send_event called from interrupt context"),
@@ -59,9 +59,9 @@ impl fmt::Display for Drop {
     }
 }
 
-impl core::error::Error for Drop {}
+impl core::error::Error for Dropped {}
 
-impl Drop {
+impl Dropped {
     /// The counter slot of this reason.
     pub const fn kind(&self) -> DropKind {
         match self {
@@ -82,7 +82,7 @@ impl Drop {
 
 /// Drop reasons, as counter slots.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[allow(missing_docs)] // one per `Drop` variant, same meaning
+#[allow(missing_docs)] // one per `Dropped` variant, same meaning
 pub enum DropKind {
     IrqContext,
     Dying,
@@ -148,8 +148,6 @@ impl SpamPath {
 pub struct EventStats {
     /// `send_event` calls that got past the dying check.
     pub sends: AtomicU64,
-    /// Messages posted, per mailbox type (UCQ, bitmap, CEQ).
-    pub posted: [AtomicU64; 3],
     /// Indirections sent.
     pub indirs_sent: AtomicU64,
     /// Indirections suppressed by throttling (`ev_alert_pending` was set).
@@ -179,8 +177,13 @@ impl EventStats {
     }
 
     /// Posts to mailboxes of type `t`.
+    /// (Read from the mailbox crates' own counters.)
     pub fn posted(&self, t: MboxType) -> u64 {
-        self.posted[mbox_slot(t)].load(Ordering::Relaxed)
+        match t {
+            MboxType::Ucq => self.ucq.posted.load(Ordering::Relaxed),
+            MboxType::Bitmap => self.bitmap.posted.load(Ordering::Relaxed),
+            MboxType::Ceq => self.ceq.coalesced.load(Ordering::Relaxed),
+        }
     }
 
     /// Spammed messages delivered by `path`.
@@ -198,24 +201,12 @@ impl EventStats {
         self.drops.iter().map(|d| d.load(Ordering::Relaxed)).sum()
     }
 
-    pub(crate) fn count_post(&self, t: MboxType) {
-        bump(&self.posted[mbox_slot(t)]);
-    }
-
     pub(crate) fn count_spam(&self, path: SpamPath) {
         bump(&self.spam[path as usize]);
     }
 
-    pub(crate) fn count_drop(&self, d: &Drop) {
+    pub(crate) fn count_drop(&self, d: &Dropped) {
         bump(&self.drops[d.kind() as usize]);
-    }
-}
-
-const fn mbox_slot(t: MboxType) -> usize {
-    match t {
-        MboxType::Ucq => 0,
-        MboxType::Bitmap => 1,
-        MboxType::Ceq => 2,
     }
 }
 
@@ -231,9 +222,9 @@ impl fmt::Display for EventStats {
             f,
             "sends {} | posted ucq {} bitmap {} ceq {} | indirs {} throttled {} | notifies {} ipis {} wakeups {}",
             r(&self.sends),
-            r(&self.posted[0]),
-            r(&self.posted[1]),
-            r(&self.posted[2]),
+            self.posted(MboxType::Ucq),
+            self.posted(MboxType::Bitmap),
+            self.posted(MboxType::Ceq),
             r(&self.indirs_sent),
             r(&self.indirs_throttled),
             r(&self.notifies),

@@ -9,7 +9,7 @@ use std::sync::atomic::Ordering;
 use common::{MockProc, VCORES};
 use event_core::recv::setup::MboxKind;
 use event_core::{
-    Drop, DropKind, SpamPath, post_vcore_event, send_event, send_kernel_event, send_posix_signal,
+    DropKind, Dropped, SpamPath, post_vcore_event, send_event, send_kernel_event, send_posix_signal,
 };
 use vcpd_abi::{
     CeqEvent, CeqOp, EV_EVENT, EV_POSIX_SIGNAL, EventMsg, EventQueue, EventQueueBig, EvqFlags,
@@ -140,7 +140,7 @@ fn roundrobin_with_zero_vcores_drops() {
     let p = MockProc::new();
     p.num_vcores.store(0, Ordering::Relaxed);
     let q = p.vcpd_evq(EvqFlags::ROUNDROBIN, 0);
-    assert_eq!(send_event(&p, q, &msg(0), 0), Err(Drop::NoVcores));
+    assert_eq!(send_event(&p, q, &msg(0), 0), Err(Dropped::NoVcores));
     assert_eq!(p.stats.drops(DropKind::NoVcores), 1);
 }
 
@@ -148,30 +148,36 @@ fn roundrobin_with_zero_vcores_drops() {
 fn bad_input_is_dropped_and_counted() {
     let p = MockProc::new();
     let end = p.arena.user_range().end;
-    assert_eq!(send_event(&p, 0, &msg(0), 0), Err(Drop::BadEventQueue(0)));
+    assert_eq!(
+        send_event(&p, 0, &msg(0), 0),
+        Err(Dropped::BadEventQueue(0))
+    );
     assert_eq!(
         send_event(&p, end - 8, &msg(0), 0),
-        Err(Drop::BadEventQueue(end - 8))
+        Err(Dropped::BadEventQueue(end - 8))
     );
-    assert_eq!(send_event(&p, 3, &msg(0), 0), Err(Drop::BadEventQueue(3)));
+    assert_eq!(
+        send_event(&p, 3, &msg(0), 0),
+        Err(Dropped::BadEventQueue(3))
+    );
     let q = p.vcpd_evq(EvqFlags::empty(), VCORES as u32);
     assert_eq!(
         send_event(&p, q, &msg(0), 0),
-        Err(Drop::UnsafeVcore(VCORES as u32))
+        Err(Dropped::UnsafeVcore(VCORES as u32))
     );
     let evq = p.arena.user_ref::<EventQueue>(q).unwrap();
     evq.ev_vcore.store(0, Ordering::Relaxed);
     evq.ev_mbox.store(end + 4096, Ordering::Relaxed);
     assert_eq!(
         send_event(&p, q, &msg(0), 0),
-        Err(Drop::BadMailbox(end + 4096))
+        Err(Dropped::BadMailbox(end + 4096))
     );
     // A mailbox with an unknown tag.
     let big = p.big_evq(MboxKind::Bitmap, EvqFlags::IPI, 0);
     big_mbox(&p, big).mbox_type.store(77, Ordering::Relaxed);
     assert_eq!(
         send_event(&p, big, &msg(0), 0),
-        Err(Drop::UnknownMailboxType(77))
+        Err(Dropped::UnknownMailboxType(77))
     );
     assert!(
         p.ipis.lock().unwrap().is_empty(),
@@ -181,7 +187,7 @@ fn bad_input_is_dropped_and_counted() {
     big_mbox(&p, big).mbox_type.store(1, Ordering::Relaxed);
     assert_eq!(
         send_event(&p, big, &msg(0), 0),
-        Err(Drop::Ucq(ucq::SendError::NotReady))
+        Err(Dropped::Ucq(ucq::SendError::NotReady))
     );
     // Every flag bit set at once still behaves.
     evq.ev_mbox.store(0, Ordering::Relaxed);
@@ -197,7 +203,7 @@ fn dying_process_gets_nothing() {
     let p = MockProc::new();
     let q = p.vcpd_evq(EvqFlags::IPI, 0);
     p.dying.store(true, Ordering::Relaxed);
-    assert_eq!(send_event(&p, q, &msg(0), 0), Err(Drop::Dying));
+    assert_eq!(send_event(&p, q, &msg(0), 0), Err(Dropped::Dying));
     assert!(p.take_public(0).is_empty());
     assert_eq!(p.stats.sends.load(Ordering::Relaxed), 0);
 }
@@ -348,7 +354,7 @@ fn kernel_events_follow_kernel_evts() {
     assert_eq!((got[0].ev_type, got[0].ev_arg1), (EV_POSIX_SIGNAL, 11));
     assert_eq!(
         send_kernel_event(&p, &EventMsg::new(50), 0),
-        Err(Drop::BadKernelEventType(50))
+        Err(Dropped::BadKernelEventType(50))
     );
     // A garbage queue pointer in kernel_evts costs that event only.
     p.pd().kernel_evts[3].store(12345, Ordering::Relaxed);
@@ -366,7 +372,7 @@ fn post_vcore_event_ignores_the_process_wishes() {
     assert_eq!(*p.ipis.lock().unwrap(), vec![1]);
     assert_eq!(
         post_vcore_event(&p, &msg(3), 99, EvqFlags::empty()),
-        Err(Drop::UnsafeVcore(99))
+        Err(Dropped::UnsafeVcore(99))
     );
 }
 
@@ -380,7 +386,7 @@ fn spam_list_member_gives_up_on_a_garbage_list_and_falls_back() {
     let q = p.vcpd_evq(EvqFlags::SPAM_PUBLIC, 0);
     assert_eq!(
         send_event(&p, q, &msg(1), 0),
-        Err(Drop::NoVcoreToSpam),
+        Err(Dropped::NoVcoreToSpam),
         "host broke the list invariant"
     );
     assert_eq!(p.stats.drops(DropKind::NoVcoreToSpam), 1);
