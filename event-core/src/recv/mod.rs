@@ -222,6 +222,11 @@ impl<'a, R: VcoreRuntime> Receiver<'a, R> {
 /// The built-in `EV_EVENT` handler: the message names an event queue that
 /// has news. Clear its `ev_alert_pending` first, so the kernel may send a
 /// new indirection for anything that arrives while we drain.
+///
+/// The queue's address travels in `ev_arg3`, so indirections need VCPD
+/// mailboxes that carry arguments (UCQ, or a CEQ for a single queue); a
+/// bitmap records only the type, and an `EV_EVENT` from one is ignored
+/// with a warning.
 pub(crate) fn handle_indir<R: VcoreRuntime>(
     rx: &Receiver<'_, R>,
     vcoreid: u32,
