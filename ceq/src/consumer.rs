@@ -151,15 +151,24 @@ pub fn try_recv<H: ConsumerHost + ?Sized>(ceq: &Ceq, host: &H) -> Option<EventMs
 }
 
 fn ring_is_empty(ceq: &Ceq) -> bool {
-    ceq.prod_idx.load(Ordering::Acquire) == ceq.cons_pvt_idx.load(Ordering::Acquire)
+    // Same order as the claim: private index first.
+    let pvt = ceq.cons_pvt_idx.load(Ordering::Acquire);
+    ceq.prod_idx.load(Ordering::Acquire) == pvt
 }
 
 /// Claims the next ring slot and returns the index in it, or `None` if the
 /// ring is empty.
 fn take_ring_index<H: ConsumerHost + ?Sized>(ceq: &Ceq, host: &H) -> Option<i32> {
     let pvt = loop {
-        let prod = ceq.prod_idx.load(Ordering::Acquire);
+        // `cons_pvt_idx` first: `prod_idx` read after it is at least as
+        // large as it was then, so a slot below it is one a producer has
+        // reserved. Read the other way round (as the C original does), other
+        // consumers can move `cons_pvt_idx` past a stale `prod_idx` and this
+        // one claims a slot no producer has reserved, then waits for it
+        // (forever, once producers stop). Found by the stress test; the
+        // loom model `consumers_never_claim_past_the_producers` pins it.
         let pvt = ceq.cons_pvt_idx.load(Ordering::Acquire);
+        let prod = ceq.prod_idx.load(Ordering::Acquire);
         if prod == pvt {
             return None;
         }

@@ -179,3 +179,45 @@ fn is_empty_is_never_premature() {
         }
     });
 }
+
+/// Two consumers race one producer for the ring. A consumer must never
+/// claim a ring slot no producer has reserved: if it could (reading
+/// `prod_idx` before `cons_pvt_idx`, while the others consume past it), it
+/// would wait for a producer that never comes once producers stop.
+#[test]
+fn consumers_never_claim_past_the_producers() {
+    loom::model(|| {
+        let env = Env::new();
+        let producer = {
+            let env = env.clone();
+            thread::spawn(move || {
+                send(&env, 0, 1);
+                send(&env, 1, 2);
+            })
+        };
+        let consumers: Vec<_> = (0..2)
+            .map(|_| {
+                let env = env.clone();
+                thread::spawn(move || {
+                    let mut sums = [0; 3];
+                    take_all(&env, &mut sums);
+                    sums
+                })
+            })
+            .collect();
+        producer.join().unwrap();
+        let mut sums = [0; 3];
+        for c in consumers {
+            for (s, v) in sums.iter_mut().zip(c.join().unwrap()) {
+                *s += v;
+            }
+        }
+        take_all(&env, &mut sums);
+        assert!(
+            env.ceq.cons_pvt_idx.load(vcpd_abi::sync::Ordering::Relaxed)
+                <= env.ceq.prod_idx.load(vcpd_abi::sync::Ordering::Relaxed),
+            "a consumer claimed an unreserved slot"
+        );
+        assert_eq!(sums, [1, 2, 0]);
+    });
+}

@@ -24,6 +24,14 @@ fn value(op: CeqOp, p: usize, i: usize) -> u32 {
 }
 
 fn run(op: CeqOp, producers: usize, consumers: usize, ring_sz: usize) {
+    let what = format!("ceq stress {op:?} {producers}p/{consumers}c ring {ring_sz}");
+    let limit = std::time::Duration::from_secs(120);
+    vcpd_abi::arena::with_deadline(&what, limit, move || {
+        run_inner(op, producers, consumers, ring_sz)
+    });
+}
+
+fn run_inner(op: CeqOp, producers: usize, consumers: usize, ring_sz: usize) {
     let arena = Arc::new(UserArena::new(1 << 20));
     let ceq_addr = arena.alloc(size_of::<Ceq>(), 8).unwrap();
     let ceq = arena.user_ref::<Ceq>(ceq_addr).unwrap();

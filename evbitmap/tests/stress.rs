@@ -18,6 +18,11 @@ const ROUNDS: u64 = 20_000;
 
 #[test]
 fn bits_are_never_lost() {
+    let limit = Duration::from_secs(120);
+    vcpd_abi::arena::with_deadline("bitmap stress", limit, bits_are_never_lost_inner);
+}
+
+fn bits_are_never_lost_inner() {
     let bm = Arc::new(EvBitmap::default());
     evbitmap::init(&bm);
     let received: Arc<Vec<AtomicU64>> =

@@ -69,225 +69,247 @@ fn spam_public(cfg: Config, preempt: bool, name: &'static str) -> Arc<Sim> {
 
 #[test]
 fn spam_public_survives_a_yield_storm() {
-    for _ in 0..rng::rounds() {
-        let cfg = Config {
-            yield_pct: 6,
-            request_pct: 6,
-            ..Config::default()
-        };
-        let sim = spam_public(cfg, false, "spam_public_yield_storm");
-        assert!(
-            sim.counters.yields.load(Ordering::Relaxed) > 100,
-            "yields must actually race the sends"
-        );
-    }
+    let limit = std::time::Duration::from_secs(300);
+    vcpd_abi::arena::with_deadline("spam_public_survives_a_yield_storm", limit, || {
+        for _ in 0..rng::rounds() {
+            let cfg = Config {
+                yield_pct: 6,
+                request_pct: 6,
+                ..Config::default()
+            };
+            let sim = spam_public(cfg, false, "spam_public_yield_storm");
+            assert!(
+                sim.counters.yields.load(Ordering::Relaxed) > 100,
+                "yields must actually race the sends"
+            );
+        }
+    });
 }
 
 #[test]
 fn spam_public_survives_yields_and_bulk_preemption() {
-    for _ in 0..rng::rounds() {
-        let cfg = Config {
-            yield_pct: 4,
-            request_pct: 5,
-            ..Config::default()
-        };
-        let sim = spam_public(cfg, true, "spam_public_yields_preemption");
-        assert!(sim.counters.preemptions.load(Ordering::Relaxed) > 10);
-    }
+    let limit = std::time::Duration::from_secs(300);
+    vcpd_abi::arena::with_deadline(
+        "spam_public_survives_yields_and_bulk_preemption",
+        limit,
+        || {
+            for _ in 0..rng::rounds() {
+                let cfg = Config {
+                    yield_pct: 4,
+                    request_pct: 5,
+                    ..Config::default()
+                };
+                let sim = spam_public(cfg, true, "spam_public_yields_preemption");
+                assert!(sim.counters.preemptions.load(Ordering::Relaxed) > 10);
+            }
+        },
+    );
 }
 
 #[test]
 fn spam_indir_never_loses_an_alert() {
-    for _ in 0..rng::rounds() {
-        let cfg = Config {
-            yield_pct: 4,
-            request_pct: 5,
-            ..Config::default()
-        };
-        let s = Scenario {
-            name: "spam_indir_payloads",
-            cfg,
-            messages: EVENTS,
-            senders: 2,
-            pace: PACE,
-            preempt: true,
-        };
-        let sim = scenario::run(
-            &s,
-            Box::new(|sim: &Arc<Sim>| {
-                let f = EvqFlags::INDIR | EvqFlags::SPAM_INDIR | EvqFlags::WAKEUP;
-                vec![ucq_queue(sim, f | EvqFlags::IPI, 1), ucq_queue(sim, f, 2)]
-            }),
-            |sim, queues, rng: &mut Rng, id| {
-                let q = queues[rng.below(2) as usize];
-                let msg = sim.tracker.message(id, Kind::Payload);
-                send_event(sim, q, &msg, 0).expect("send");
-            },
-        );
-        // Guarantee 5: every payload was handled (checked by the run), each
-        // indirection sent was handled, and throttling did suppress most.
-        let sent = sim.stats.indirs_sent.load(Ordering::Relaxed);
-        let throttled = sim.stats.indirs_throttled.load(Ordering::Relaxed);
-        let handled = sim.tracker.indirs_handled.load(Ordering::Relaxed) as u64;
-        assert!(
-            sent >= 1 && handled >= sent,
-            "indirections sent {sent}, handled {handled}"
-        );
-        assert!(
-            throttled > sent,
-            "throttling should suppress most indirections: sent {sent}, throttled {throttled}"
-        );
-        assert_eq!(
-            sent + throttled,
-            EVENTS as u64,
-            "one INDIR decision per send"
-        );
-    }
+    let limit = std::time::Duration::from_secs(300);
+    vcpd_abi::arena::with_deadline("spam_indir_never_loses_an_alert", limit, || {
+        for _ in 0..rng::rounds() {
+            let cfg = Config {
+                yield_pct: 4,
+                request_pct: 5,
+                ..Config::default()
+            };
+            let s = Scenario {
+                name: "spam_indir_payloads",
+                cfg,
+                messages: EVENTS,
+                senders: 2,
+                pace: PACE,
+                preempt: true,
+            };
+            let sim = scenario::run(
+                &s,
+                Box::new(|sim: &Arc<Sim>| {
+                    let f = EvqFlags::INDIR | EvqFlags::SPAM_INDIR | EvqFlags::WAKEUP;
+                    vec![ucq_queue(sim, f | EvqFlags::IPI, 1), ucq_queue(sim, f, 2)]
+                }),
+                |sim, queues, rng: &mut Rng, id| {
+                    let q = queues[rng.below(2) as usize];
+                    let msg = sim.tracker.message(id, Kind::Payload);
+                    send_event(sim, q, &msg, 0).expect("send");
+                },
+            );
+            // Guarantee 5: every payload was handled (checked by the run), each
+            // indirection sent was handled, and throttling did suppress most.
+            let sent = sim.stats.indirs_sent.load(Ordering::Relaxed);
+            let throttled = sim.stats.indirs_throttled.load(Ordering::Relaxed);
+            let handled = sim.tracker.indirs_handled.load(Ordering::Relaxed) as u64;
+            assert!(
+                sent >= 1 && handled >= sent,
+                "indirections sent {sent}, handled {handled}"
+            );
+            assert!(
+                throttled > sent,
+                "throttling should suppress most indirections: sent {sent}, throttled {throttled}"
+            );
+            assert_eq!(
+                sent + throttled,
+                EVENTS as u64,
+                "one INDIR decision per send"
+            );
+        }
+    });
 }
 
 #[test]
 fn must_run_messages_go_to_running_vcores() {
-    for _ in 0..rng::rounds() {
-        // Vcore 0 never yields, so the process always has a running vcore; no
-        // preemption, so any MUST_RUN message reached through recovery, or
-        // parked on a vcore that never runs again, is a violation.
-        let cfg = Config {
-            yield_pct: 6,
-            request_pct: 6,
-            vcore0_stays: true,
-            ..Config::default()
-        };
-        let s = Scenario {
-            name: "must_run",
-            cfg,
-            messages: EVENTS,
-            senders: 2,
-            pace: PACE,
-            preempt: false,
-        };
-        let sim = scenario::run(
-            &s,
-            Box::new(|sim: &Arc<Sim>| {
-                let f = EvqFlags::SPAM_PUBLIC | EvqFlags::VCORE_MUST_RUN;
-                vec![
-                    vcpd_queue(sim, f | EvqFlags::IPI | EvqFlags::VCORE_APPRO, 0),
-                    vcpd_queue(sim, f, 3),
-                ]
-            }),
-            |sim, queues, rng: &mut Rng, id| {
-                let q = queues[rng.below(2) as usize];
-                let msg = sim.tracker.message(id, Kind::MustRun);
-                send_event(sim, q, &msg, rng.below(4) as u32).expect("send");
-            },
-        );
-        assert_eq!(sim.tracker.recovered_must_run.load(Ordering::Relaxed), 0);
-        assert_eq!(
-            sim.stats.spam(event_core::SpamPath::InactiveHead),
-            0,
-            "MUST_RUN never targets an inactive vcore"
-        );
-        assert!(sim.counters.yields.load(Ordering::Relaxed) > 100);
-    }
+    let limit = std::time::Duration::from_secs(300);
+    vcpd_abi::arena::with_deadline("must_run_messages_go_to_running_vcores", limit, || {
+        for _ in 0..rng::rounds() {
+            // Vcore 0 never yields, so the process always has a running vcore; no
+            // preemption, so any MUST_RUN message reached through recovery, or
+            // parked on a vcore that never runs again, is a violation.
+            let cfg = Config {
+                yield_pct: 6,
+                request_pct: 6,
+                vcore0_stays: true,
+                ..Config::default()
+            };
+            let s = Scenario {
+                name: "must_run",
+                cfg,
+                messages: EVENTS,
+                senders: 2,
+                pace: PACE,
+                preempt: false,
+            };
+            let sim = scenario::run(
+                &s,
+                Box::new(|sim: &Arc<Sim>| {
+                    let f = EvqFlags::SPAM_PUBLIC | EvqFlags::VCORE_MUST_RUN;
+                    vec![
+                        vcpd_queue(sim, f | EvqFlags::IPI | EvqFlags::VCORE_APPRO, 0),
+                        vcpd_queue(sim, f, 3),
+                    ]
+                }),
+                |sim, queues, rng: &mut Rng, id| {
+                    let q = queues[rng.below(2) as usize];
+                    let msg = sim.tracker.message(id, Kind::MustRun);
+                    send_event(sim, q, &msg, rng.below(4) as u32).expect("send");
+                },
+            );
+            assert_eq!(sim.tracker.recovered_must_run.load(Ordering::Relaxed), 0);
+            assert_eq!(
+                sim.stats.spam(event_core::SpamPath::InactiveHead),
+                0,
+                "MUST_RUN never targets an inactive vcore"
+            );
+            assert!(sim.counters.yields.load(Ordering::Relaxed) > 100);
+        }
+    });
 }
 
 #[test]
 fn waiting_process_is_woken_by_events() {
-    for _ in 0..rng::rounds() {
-        // Vcores yield often and never ask for more: the process keeps going
-        // WAITING, and only WAKEUP events start it again.
-        let cfg = Config {
-            yield_pct: 25,
-            request_pct: 0,
-            ..Config::default()
-        };
-        let s = Scenario {
-            name: "waiting_wakeup",
-            cfg,
-            messages: EVENTS,
-            senders: 2,
-            pace: PACE,
-            preempt: false,
-        };
-        let sim = scenario::run(
-            &s,
-            Box::new(|sim: &Arc<Sim>| {
-                vec![
-                    vcpd_queue(
-                        sim,
-                        EvqFlags::SPAM_PUBLIC | EvqFlags::WAKEUP | EvqFlags::IPI,
-                        0,
-                    ),
-                    ucq_queue(
-                        sim,
-                        EvqFlags::INDIR | EvqFlags::SPAM_INDIR | EvqFlags::WAKEUP,
-                        1,
-                    ),
-                ]
-            }),
-            |sim, queues, rng: &mut Rng, id| {
-                let k = rng.below(2) as usize;
-                let msg = sim
-                    .tracker
-                    .message(id, if k == 0 { Kind::Spam } else { Kind::Payload });
-                send_event(sim, queues[k], &msg, 0).expect("send");
-            },
-        );
-        let waits = sim.counters.waits.load(Ordering::Relaxed);
-        let wakeups = sim.stats.wakeups.load(Ordering::Relaxed);
-        assert!(
-            waits > 10,
-            "the process must go WAITING repeatedly ({waits})"
-        );
-        assert!(wakeups > 10, "WAKEUP events must restart it ({wakeups})");
-        assert!(sim.stats.spam(event_core::SpamPath::LockedFallback) > 0);
-    }
+    let limit = std::time::Duration::from_secs(300);
+    vcpd_abi::arena::with_deadline("waiting_process_is_woken_by_events", limit, || {
+        for _ in 0..rng::rounds() {
+            // Vcores yield often and never ask for more: the process keeps going
+            // WAITING, and only WAKEUP events start it again.
+            let cfg = Config {
+                yield_pct: 25,
+                request_pct: 0,
+                ..Config::default()
+            };
+            let s = Scenario {
+                name: "waiting_wakeup",
+                cfg,
+                messages: EVENTS,
+                senders: 2,
+                pace: PACE,
+                preempt: false,
+            };
+            let sim = scenario::run(
+                &s,
+                Box::new(|sim: &Arc<Sim>| {
+                    vec![
+                        vcpd_queue(
+                            sim,
+                            EvqFlags::SPAM_PUBLIC | EvqFlags::WAKEUP | EvqFlags::IPI,
+                            0,
+                        ),
+                        ucq_queue(
+                            sim,
+                            EvqFlags::INDIR | EvqFlags::SPAM_INDIR | EvqFlags::WAKEUP,
+                            1,
+                        ),
+                    ]
+                }),
+                |sim, queues, rng: &mut Rng, id| {
+                    let k = rng.below(2) as usize;
+                    let msg = sim
+                        .tracker
+                        .message(id, if k == 0 { Kind::Spam } else { Kind::Payload });
+                    send_event(sim, queues[k], &msg, 0).expect("send");
+                },
+            );
+            let waits = sim.counters.waits.load(Ordering::Relaxed);
+            let wakeups = sim.stats.wakeups.load(Ordering::Relaxed);
+            assert!(
+                waits > 10,
+                "the process must go WAITING repeatedly ({waits})"
+            );
+            assert!(wakeups > 10, "WAKEUP events must restart it ({wakeups})");
+            assert!(sim.stats.spam(event_core::SpamPath::LockedFallback) > 0);
+        }
+    });
 }
 
 #[test]
 fn scp_gets_everything_on_vcore_zero() {
-    for _ in 0..rng::rounds() {
-        let cfg = Config {
-            mcp: false,
-            vcores: 1,
-            yield_pct: 10,
-            request_pct: 0,
-            initially_online: 1,
-            ..Config::default()
-        };
-        let s = Scenario {
-            name: "scp",
-            cfg,
-            messages: EVENTS,
-            senders: 2,
-            pace: PACE,
-            preempt: false,
-        };
-        let sim = scenario::run(
-            &s,
-            Box::new(|sim: &Arc<Sim>| {
-                vec![
-                    vcpd_queue(sim, EvqFlags::SPAM_PUBLIC | EvqFlags::WAKEUP, 0),
-                    vcpd_queue(
-                        sim,
-                        EvqFlags::IPI | EvqFlags::WAKEUP | EvqFlags::ROUNDROBIN,
-                        0,
-                    ),
-                    ucq_queue(
-                        sim,
-                        EvqFlags::INDIR | EvqFlags::SPAM_INDIR | EvqFlags::WAKEUP,
-                        0,
-                    ),
-                ]
-            }),
-            |sim, queues, rng: &mut Rng, id| {
-                let k = rng.below(3) as usize;
-                let msg = sim
-                    .tracker
-                    .message(id, if k == 2 { Kind::Payload } else { Kind::Spam });
-                send_event(sim, queues[k], &msg, 0).expect("send");
-            },
-        );
-        assert!(sim.counters.waits.load(Ordering::Relaxed) > 10);
-        assert!(sim.stats.spam(event_core::SpamPath::Scp) > 0);
-    }
+    let limit = std::time::Duration::from_secs(300);
+    vcpd_abi::arena::with_deadline("scp_gets_everything_on_vcore_zero", limit, || {
+        for _ in 0..rng::rounds() {
+            let cfg = Config {
+                mcp: false,
+                vcores: 1,
+                yield_pct: 10,
+                request_pct: 0,
+                initially_online: 1,
+                ..Config::default()
+            };
+            let s = Scenario {
+                name: "scp",
+                cfg,
+                messages: EVENTS,
+                senders: 2,
+                pace: PACE,
+                preempt: false,
+            };
+            let sim = scenario::run(
+                &s,
+                Box::new(|sim: &Arc<Sim>| {
+                    vec![
+                        vcpd_queue(sim, EvqFlags::SPAM_PUBLIC | EvqFlags::WAKEUP, 0),
+                        vcpd_queue(
+                            sim,
+                            EvqFlags::IPI | EvqFlags::WAKEUP | EvqFlags::ROUNDROBIN,
+                            0,
+                        ),
+                        ucq_queue(
+                            sim,
+                            EvqFlags::INDIR | EvqFlags::SPAM_INDIR | EvqFlags::WAKEUP,
+                            0,
+                        ),
+                    ]
+                }),
+                |sim, queues, rng: &mut Rng, id| {
+                    let k = rng.below(3) as usize;
+                    let msg = sim
+                        .tracker
+                        .message(id, if k == 2 { Kind::Payload } else { Kind::Spam });
+                    send_event(sim, queues[k], &msg, 0).expect("send");
+                },
+            );
+            assert!(sim.counters.waits.load(Ordering::Relaxed) > 10);
+            assert!(sim.stats.spam(event_core::SpamPath::Scp) > 0);
+        }
+    });
 }

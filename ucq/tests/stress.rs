@@ -18,8 +18,15 @@ fn run(producers: usize, consumers: usize) {
     run_with(producers, consumers, 1);
 }
 
+const LIMIT: std::time::Duration = std::time::Duration::from_secs(120);
+
 /// `batch` > 1: consumers drain with `try_recv_batch` of up to that many.
 fn run_with(producers: usize, consumers: usize, batch: usize) {
+    let what = format!("ucq stress {producers}p/{consumers}c batch {batch}");
+    vcpd_abi::arena::with_deadline(&what, LIMIT, move || run_inner(producers, consumers, batch));
+}
+
+fn run_inner(producers: usize, consumers: usize, batch: usize) {
     let host = Arc::new(ArenaHost::new(64 << 20));
     let ucq_addr = host.arena.alloc(size_of::<Ucq>(), 64).unwrap();
     let q = host.user_ref::<Ucq>(ucq_addr).unwrap();
