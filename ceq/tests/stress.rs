@@ -26,7 +26,7 @@ fn value(op: CeqOp, p: usize, i: usize) -> u32 {
 fn run(op: CeqOp, producers: usize, consumers: usize, ring_sz: usize) {
     let what = format!("ceq stress {op:?} {producers}p/{consumers}c ring {ring_sz}");
     let limit = std::time::Duration::from_secs(120);
-    vcpd_abi::arena::with_deadline(&what, limit, move || {
+    vcpd_abi::deadline::with_deadline(&what, limit, move || {
         run_inner(op, producers, consumers, ring_sz)
     });
 }

@@ -19,7 +19,7 @@ const ROUNDS: u64 = 20_000;
 #[test]
 fn bits_are_never_lost() {
     let limit = Duration::from_secs(120);
-    vcpd_abi::arena::with_deadline("bitmap stress", limit, bits_are_never_lost_inner);
+    vcpd_abi::deadline::with_deadline("bitmap stress", limit, bits_are_never_lost_inner);
 }
 
 fn bits_are_never_lost_inner() {

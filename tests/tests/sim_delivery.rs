@@ -70,7 +70,7 @@ fn spam_public(cfg: Config, preempt: bool, name: &'static str) -> Arc<Sim> {
 #[test]
 fn spam_public_survives_a_yield_storm() {
     let limit = std::time::Duration::from_secs(300);
-    vcpd_abi::arena::with_deadline("spam_public_survives_a_yield_storm", limit, || {
+    vcpd_abi::deadline::with_deadline("spam_public_survives_a_yield_storm", limit, || {
         for _ in 0..rng::rounds() {
             let cfg = Config {
                 yield_pct: 6,
@@ -89,7 +89,7 @@ fn spam_public_survives_a_yield_storm() {
 #[test]
 fn spam_public_survives_yields_and_bulk_preemption() {
     let limit = std::time::Duration::from_secs(300);
-    vcpd_abi::arena::with_deadline(
+    vcpd_abi::deadline::with_deadline(
         "spam_public_survives_yields_and_bulk_preemption",
         limit,
         || {
@@ -109,7 +109,7 @@ fn spam_public_survives_yields_and_bulk_preemption() {
 #[test]
 fn spam_indir_never_loses_an_alert() {
     let limit = std::time::Duration::from_secs(300);
-    vcpd_abi::arena::with_deadline("spam_indir_never_loses_an_alert", limit, || {
+    vcpd_abi::deadline::with_deadline("spam_indir_never_loses_an_alert", limit, || {
         for _ in 0..rng::rounds() {
             let cfg = Config {
                 yield_pct: 4,
@@ -161,7 +161,7 @@ fn spam_indir_never_loses_an_alert() {
 #[test]
 fn must_run_messages_go_to_running_vcores() {
     let limit = std::time::Duration::from_secs(300);
-    vcpd_abi::arena::with_deadline("must_run_messages_go_to_running_vcores", limit, || {
+    vcpd_abi::deadline::with_deadline("must_run_messages_go_to_running_vcores", limit, || {
         for _ in 0..rng::rounds() {
             // Vcore 0 never yields, so the process always has a running vcore; no
             // preemption, so any MUST_RUN message reached through recovery, or
@@ -209,7 +209,7 @@ fn must_run_messages_go_to_running_vcores() {
 #[test]
 fn waiting_process_is_woken_by_events() {
     let limit = std::time::Duration::from_secs(300);
-    vcpd_abi::arena::with_deadline("waiting_process_is_woken_by_events", limit, || {
+    vcpd_abi::deadline::with_deadline("waiting_process_is_woken_by_events", limit, || {
         for _ in 0..rng::rounds() {
             // Vcores yield often and never ask for more: the process keeps going
             // WAITING, and only WAKEUP events start it again.
@@ -265,7 +265,7 @@ fn waiting_process_is_woken_by_events() {
 #[test]
 fn scp_gets_everything_on_vcore_zero() {
     let limit = std::time::Duration::from_secs(300);
-    vcpd_abi::arena::with_deadline("scp_gets_everything_on_vcore_zero", limit, || {
+    vcpd_abi::deadline::with_deadline("scp_gets_everything_on_vcore_zero", limit, || {
         for _ in 0..rng::rounds() {
             let cfg = Config {
                 mcp: false,

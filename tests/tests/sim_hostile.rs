@@ -118,7 +118,7 @@ fn value(rng: &mut Rng, sim: &Sim) -> u64 {
 #[test]
 fn hostile_process_cannot_hurt_the_kernel() {
     let limit = std::time::Duration::from_secs(300);
-    vcpd_abi::arena::with_deadline("hostile_process_cannot_hurt_the_kernel", limit, || {
+    vcpd_abi::deadline::with_deadline("hostile_process_cannot_hurt_the_kernel", limit, || {
         for _ in 0..rng::rounds().min(2) {
             attack();
         }

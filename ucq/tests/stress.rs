@@ -23,7 +23,7 @@ const LIMIT: std::time::Duration = std::time::Duration::from_secs(120);
 /// `batch` > 1: consumers drain with `try_recv_batch` of up to that many.
 fn run_with(producers: usize, consumers: usize, batch: usize) {
     let what = format!("ucq stress {producers}p/{consumers}c batch {batch}");
-    vcpd_abi::arena::with_deadline(&what, LIMIT, move || run_inner(producers, consumers, batch));
+    vcpd_abi::deadline::with_deadline(&what, LIMIT, move || run_inner(producers, consumers, batch));
 }
 
 fn run_inner(producers: usize, consumers: usize, batch: usize) {

@@ -46,6 +46,8 @@ pub mod vcpd;
 
 #[cfg(all(any(feature = "std", test), not(loom)))]
 pub mod arena;
+#[cfg(any(feature = "std", test))]
+pub mod deadline;
 
 pub use ceq::{CEQ_ADD, CEQ_EMPTY_SLOT, CEQ_OR, Ceq, CeqEvent, CeqOp, UnknownCeqOp};
 pub use evbitmap::{EVBITMAP_BYTES, EvBitmap};
