@@ -7,8 +7,14 @@
 //! indirection and/or an IPI, or *spams* the message to public VCPD
 //! mailboxes with the fallback algorithm that never loses a message while
 //! vcores yield and get preempted. Everything a kernel must provide is in
-//! [`ProcOps`] (and the memory traits it inherits); nothing here touches
-//! hardware.
+//! [`ProcOps`] (and [`UserMemory`](vcpd_abi::UserMemory), which it
+//! inherits); nothing here touches hardware.
+//!
+//! The **vcore lifecycle** ([`vcores`]) is the other half of the no-loss
+//! guarantee: [`VcoreSet`] keeps a process's online, bulk-preempted and
+//! inactive vcores and makes every transition (grant, yield, preemption,
+//! restart, wakeup, destroy) with the locking, fences and re-checks the
+//! send path relies on.
 //!
 //! The **receive side** ([`recv`]) is what a process's vcores run: drain
 //! mailboxes, dispatch to handlers, handle indirections, recover another
@@ -20,15 +26,21 @@
 //! loop bounded, so a hostile process can only lose its own messages.
 //! Memory-ordering comments at each fence say which race it closes.
 
-#![cfg_attr(not(any(feature = "std", test)), no_std)]
+#![cfg_attr(not(any(feature = "std", feature = "testing", test)), no_std)]
 
 pub mod host;
+mod ids;
 pub mod recv;
 pub mod send;
 mod spam;
 pub mod stats;
+#[cfg(feature = "testing")]
+pub mod testing;
+pub mod vcores;
 
-pub use host::ProcOps;
+pub use host::{ProcDataRef, ProcEvents, ProcOps};
+pub use ids::{PcoreId, VcoreId};
 pub use send::{post_vcore_event, send_event, send_kernel_event, send_posix_signal};
 pub use spam::SPAM_LIST_MAX_LOOPS;
 pub use stats::{DropKind, Dropped, EventStats, SpamPath};
+pub use vcores::VcoreSet;

@@ -8,6 +8,8 @@ use evbitmap::BitmapStats;
 use ucq::UcqStats;
 use vcpd_abi::MboxType;
 
+use crate::vcores::LockHeld;
+
 /// Why a message was dropped. Each costs that message alone.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Dropped {
@@ -37,6 +39,9 @@ pub enum Dropped {
     BadKernelEventType(u16),
     /// No vcore at all to spam (the host broke the list invariant).
     NoVcoreToSpam,
+    /// The sending CPU already holds the process lock (a send from inside
+    /// a locked section would spin forever).
+    LockHeld(LockHeld),
 }
 
 impl fmt::Display for Dropped {
@@ -55,6 +60,7 @@ impl fmt::Display for Dropped {
             Self::Bitmap(e) => write!(f, "{e}"),
             Self::BadKernelEventType(t) => write!(f, "kernel event type {t} out of range"),
             Self::NoVcoreToSpam => f.write_str("no vcore on any list to spam"),
+            Self::LockHeld(e) => write!(f, "{e}"),
         }
     }
 }
@@ -76,6 +82,7 @@ impl Dropped {
             Self::Ucq(_) | Self::Ceq(_) | Self::Bitmap(_) => DropKind::MailboxRefused,
             Self::BadKernelEventType(_) => DropKind::BadKernelEventType,
             Self::NoVcoreToSpam => DropKind::NoVcoreToSpam,
+            Self::LockHeld(_) => DropKind::LockHeld,
         }
     }
 }
@@ -95,11 +102,12 @@ pub enum DropKind {
     MailboxRefused,
     BadKernelEventType,
     NoVcoreToSpam,
+    LockHeld,
 }
 
 impl DropKind {
     /// Every kind, in counter order.
-    pub const ALL: [DropKind; 11] = [
+    pub const ALL: [DropKind; 12] = [
         Self::IrqContext,
         Self::Dying,
         Self::BadEventQueue,
@@ -111,8 +119,14 @@ impl DropKind {
         Self::MailboxRefused,
         Self::BadKernelEventType,
         Self::NoVcoreToSpam,
+        Self::LockHeld,
     ];
 }
+
+/// Drops a process may cause before its drop warnings are thinned out.
+pub const LOG_FIRST_DROPS: u64 = 8;
+/// After the first few, one drop warning in this many is logged.
+pub const LOG_EVERY_NTH_DROP: u64 = 1024;
 
 /// Which step of the spam algorithm delivered a spammed message.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -161,7 +175,9 @@ pub struct EventStats {
     /// Wakeups of a WAITING process.
     pub wakeups: AtomicU64,
     /// Drops, per [`DropKind`].
-    pub drops: [AtomicU64; 11],
+    pub drops: [AtomicU64; 12],
+    /// All drops, for the log rate limit.
+    drops_seen: AtomicU64,
     /// UCQ producer counters.
     pub ucq: UcqStats,
     /// CEQ producer counters.
@@ -205,8 +221,14 @@ impl EventStats {
         bump(&self.spam[path as usize]);
     }
 
-    pub(crate) fn count_drop(&self, d: &Dropped) {
+    /// Counts a drop; returns its running number if it should be logged.
+    /// The first [`LOG_FIRST_DROPS`] drops are logged, then one in
+    /// [`LOG_EVERY_NTH_DROP`]: a hostile process cannot flood the kernel's
+    /// console, and the counters stay exact.
+    pub(crate) fn count_drop(&self, d: &Dropped) -> Option<u64> {
         bump(&self.drops[d.kind() as usize]);
+        let n = self.drops_seen.fetch_add(1, Ordering::Relaxed) + 1;
+        (n <= LOG_FIRST_DROPS || n % LOG_EVERY_NTH_DROP == 0).then_some(n)
     }
 }
 

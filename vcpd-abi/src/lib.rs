@@ -39,6 +39,7 @@ pub mod mbox;
 pub mod msg;
 pub mod procdata;
 pub mod sync;
+pub mod uaddr;
 pub mod ucq;
 pub mod ulock;
 pub mod umem;
@@ -63,6 +64,7 @@ pub use ucq::{
     MsgContainer, NR_MSG_PER_PAGE, PAGE_SIZE, Slot, Ucq, UcqPage, UcqPageHeader, slot_is_good,
 };
 pub use ulock::UserLock;
+pub use uaddr::UserAddr;
 pub use umem::{SharedMem, UserMemory, UserMemoryExt};
 pub use vcpd::{AncillaryState, HwTrapframe, SwTrapframe, UserContext, Vcpd, VmTrapframe};
 

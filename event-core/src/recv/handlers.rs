@@ -8,11 +8,12 @@ use heapless::Vec;
 use vcpd_abi::{EV_EVENT, EventMsg, MAX_NR_EVENT};
 
 use super::Receiver;
+use crate::ids::VcoreId;
 
 /// A handler: called with the receiver (to drain more, recover other
 /// vcores...), the vcore running it, the message, and the `data` word
 /// registered with it.
-pub type HandlerFn<R> = fn(rx: &Receiver<'_, R>, vcoreid: u32, msg: &EventMsg, data: usize);
+pub type HandlerFn<R> = fn(rx: &Receiver<'_, R>, vcoreid: VcoreId, msg: &EventMsg, data: usize);
 
 /// A registered handler and its data word.
 pub struct Handler<R> {

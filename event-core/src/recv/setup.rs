@@ -7,10 +7,11 @@ use core::fmt;
 use vcpd_abi::sync::{AtomicI32, Ordering};
 use vcpd_abi::{
     CeqEvent, CeqOp, EV_MBOX_BITMAP, EV_MBOX_CEQ, EV_MBOX_UCQ, EventMbox, EventQueue,
-    EventQueueBig, EvqFlags,
+    EventQueueBig, EvqFlags, UserAddr,
 };
 
 use super::{EvqHandlerFn, Receiver, VcoreRuntime};
+use crate::ids::VcoreId;
 
 /// Why a mailbox could not be set up.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -86,11 +87,11 @@ pub fn init_mbox<R: VcoreRuntime>(
     Ok(())
 }
 
-/// Sets a slim event queue up to deliver into the mailbox at `mbox_addr`
-/// (0: the chosen vcore's VCPD mailbox, public or private per `flags`).
-pub fn init_evq(ev_q: &EventQueue, mbox_addr: usize, flags: EvqFlags, vcoreid: u32) {
-    ev_q.ev_mbox.store(mbox_addr, Ordering::Relaxed);
-    ev_q.ev_vcore.store(vcoreid, Ordering::Relaxed);
+/// Sets a slim event queue up to deliver into the mailbox at `mbox`
+/// (null: the chosen vcore's VCPD mailbox, public or private per `flags`).
+pub fn init_evq(ev_q: &EventQueue, mbox: UserAddr<EventMbox>, flags: EvqFlags, vcoreid: VcoreId) {
+    ev_q.ev_mbox.store(mbox.get(), Ordering::Relaxed);
+    ev_q.ev_vcore.store(vcoreid.get(), Ordering::Relaxed);
     ev_q.ev_alert_pending.store(false, Ordering::Relaxed);
     ev_q.ev_handler.store(0, Ordering::Relaxed);
     ev_q.ev_udata.store(0, Ordering::Relaxed);
@@ -103,13 +104,13 @@ pub fn init_big_evq<R: VcoreRuntime>(
     big: &EventQueueBig,
     kind: MboxKind<'_>,
     flags: EvqFlags,
-    vcoreid: u32,
+    vcoreid: VcoreId,
     rt: &R,
 ) -> Result<(), SetupError> {
     init_mbox(&big.ev_imbox, kind, rt)?;
     init_evq(
         &big.evq,
-        (&big.ev_imbox as *const EventMbox).expose_provenance(),
+        UserAddr::new((&big.ev_imbox as *const EventMbox).expose_provenance()),
         flags,
         vcoreid,
     );
@@ -130,7 +131,7 @@ impl<R: VcoreRuntime> Receiver<'_, R> {
     /// Call before the vcore first runs.
     pub fn init_vcpd_mboxes(
         &self,
-        vcoreid: u32,
+        vcoreid: VcoreId,
         public: MboxKind<'_>,
         private: MboxKind<'_>,
     ) -> Result<(), SetupError> {
@@ -141,28 +142,32 @@ impl<R: VcoreRuntime> Receiver<'_, R> {
 
     /// User address of a vcore's VCPD mailbox, for a slim queue that always
     /// delivers there.
-    pub fn vcpd_mbox_addr(&self, vcoreid: u32, private: bool) -> usize {
-        (self.vcpd(vcoreid).mbox(private) as *const EventMbox).expose_provenance()
+    pub fn vcpd_mbox_addr(&self, vcoreid: VcoreId, private: bool) -> UserAddr<EventMbox> {
+        UserAddr::new((self.vcpd(vcoreid).mbox(private) as *const EventMbox).expose_provenance())
     }
 
     /// Asks the kernel to send kernel events of `ev_type` to the queue at
     /// `ev_q` (its user address).
-    pub fn enable_kevent(&self, ev_type: u16, ev_q: usize) -> Result<(), SetupError> {
+    pub fn enable_kevent(
+        &self,
+        ev_type: u16,
+        ev_q: UserAddr<EventQueue>,
+    ) -> Result<(), SetupError> {
         let slot = self
             .kernel_evts
             .get(usize::from(ev_type))
             .ok_or(SetupError::BadEventType(ev_type))?;
         // Release: the kernel that reads the pointer sees a set-up queue.
-        slot.store(ev_q, Ordering::Release);
+        slot.store(ev_q.get(), Ordering::Release);
         Ok(())
     }
 
     /// Stops kernel events of `ev_type`; returns the queue that had them.
-    pub fn disable_kevent(&self, ev_type: u16) -> Result<usize, SetupError> {
+    pub fn disable_kevent(&self, ev_type: u16) -> Result<UserAddr<EventQueue>, SetupError> {
         let slot = self
             .kernel_evts
             .get(usize::from(ev_type))
             .ok_or(SetupError::BadEventType(ev_type))?;
-        Ok(slot.swap(0, Ordering::AcqRel))
+        Ok(UserAddr::new(slot.swap(0, Ordering::AcqRel)))
     }
 }

@@ -12,12 +12,13 @@ use vcpd_abi::VcpdFlags;
 use vcpd_abi::sync::{Ordering, fence};
 
 use super::{Receiver, VcoreRuntime};
+use crate::ids::VcoreId;
 
 impl<R: VcoreRuntime> Receiver<'_, R> {
     /// First half of a yield. Returns the messages handled; then call the
     /// kernel's yield. If the kernel refuses (a message arrived), call
     /// [`vcore_online`](Self::vcore_online) and carry on.
-    pub fn prepare_to_yield(&self, vcoreid: u32) -> usize {
+    pub fn prepare_to_yield(&self, vcoreid: VcoreId) -> usize {
         self.vcpd(vcoreid)
             .clear_flags(VcpdFlags::CAN_RCV_MSG, Ordering::SeqCst);
         // Store-load: the clear must be visible before we drain (and before
@@ -30,7 +31,7 @@ impl<R: VcoreRuntime> Receiver<'_, R> {
     /// A vcore that starts running (first start, restart after preemption,
     /// or a refused yield): advertise `CAN_RCV_MSG`, then handle events.
     /// Returns the messages handled.
-    pub fn vcore_online(&self, vcoreid: u32) -> usize {
+    pub fn vcore_online(&self, vcoreid: VcoreId) -> usize {
         self.vcpd(vcoreid)
             .set_flags(VcpdFlags::CAN_RCV_MSG, Ordering::SeqCst);
         fence(Ordering::SeqCst);
