@@ -177,9 +177,7 @@ pub(crate) fn post_ev_msg<P: ProcOps>(
 ) -> Result<(), Dropped> {
     let stats = p.events().stats();
     match mbox.body() {
-        Ok(MboxRef::Ucq(ucq)) => {
-            ucq::send(ucq, msg, &UcqHost(p), &stats.ucq).map_err(Dropped::Ucq)
-        }
+        Ok(MboxRef::Ucq(ucq)) => ucq::send(ucq, msg, &UcqHost(p), &stats.ucq).map_err(Dropped::Ucq),
         Ok(MboxRef::Bitmap(bm)) => {
             evbitmap::send(bm, msg.ev_type, &stats.bitmap).map_err(Dropped::Bitmap)
         }

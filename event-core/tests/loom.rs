@@ -94,10 +94,21 @@ impl Proc {
             // The inactive head is vcore v: it goes online on pcore v.
             let _ = p.set().grant(pc(vc(v as u32))).unwrap();
         }
-        setup::init_evq(&p.ev_q, UserAddr::NULL, EvqFlags::SPAM_PUBLIC | extra, vc(0));
+        setup::init_evq(
+            &p.ev_q,
+            UserAddr::NULL,
+            EvqFlags::SPAM_PUBLIC | extra,
+            vc(0),
+        );
         if p.pages.is_empty() {
-            setup::init_big_evq(&p.indir_q, MboxKind::Bitmap, EvqFlags::INDIR, vc(0), &NoPages)
-                .unwrap();
+            setup::init_big_evq(
+                &p.indir_q,
+                MboxKind::Bitmap,
+                EvqFlags::INDIR,
+                vc(0),
+                &NoPages,
+            )
+            .unwrap();
         } else {
             let rt = Pages(std::sync::Mutex::new(
                 p.pages.iter().map(|pg| Self::addr(&**pg)).collect(),
@@ -185,7 +196,7 @@ impl Proc {
 
     fn check_delivered(&self, ty: u16, must_run: bool) {
         let set = self.set();
-        let bulk = set.bulk_preempted().unwrap();
+        let bulk = set.members(VcoreList::BulkPreempted).unwrap();
         let inactive_head = set.head(VcoreList::Inactive);
         let mut safe = self.handled.load(Ordering::Relaxed);
         let mut where_ = vec![];

@@ -75,7 +75,8 @@ fn handle_events_clears_notif_pending_and_drains_private_then_public() {
     let t = HandlerTable::new();
     t.register(9, record, 0).unwrap();
     let rx = p.receiver(&t);
-    event_core::post_vcore_event(&p, &EventMsg::new(9).with_arg2(1), vc(2), EvqFlags::empty()).unwrap();
+    event_core::post_vcore_event(&p, &EventMsg::new(9).with_arg2(1), vc(2), EvqFlags::empty())
+        .unwrap();
     event_core::post_vcore_event(
         &p,
         &EventMsg::new(9).with_arg2(2),
@@ -86,7 +87,11 @@ fn handle_events_clears_notif_pending_and_drains_private_then_public() {
     assert!(p.notif_pending(2));
     assert_eq!(rx.handle_events(vc(2)), 2);
     assert!(!p.notif_pending(2));
-    assert_eq!(seen(), vec![(vc(2), 9, 2, 0), (vc(2), 9, 1, 0)], "private first");
+    assert_eq!(
+        seen(),
+        vec![(vc(2), 9, 2, 0), (vc(2), 9, 1, 0)],
+        "private first"
+    );
     assert_eq!(rx.handle_events(vc(2)), 0);
 }
 
@@ -136,10 +141,7 @@ fn a_queue_handler_replaces_draining() {
     let t = HandlerTable::new();
     let rx = p.receiver(&t);
     let q = p.big_evq(MboxKind::Bitmap, EvqFlags::INDIR, 0);
-    setup::set_evq_handler(
-        p.evq(q),
-        Some(queue_handler),
-    );
+    setup::set_evq_handler(p.evq(q), Some(queue_handler));
     send_event(&p, q, &EventMsg::new(4), VcoreId::ZERO).unwrap();
     rx.handle_events(vc(0));
     assert_eq!(QUEUE_HANDLER_CALLS.load(Ordering::SeqCst), 1);
@@ -162,7 +164,8 @@ fn a_preempted_vcores_public_mailbox_can_be_recovered() {
     let q = p.vcpd_evq(EvqFlags::SPAM_PUBLIC, 3);
     send_event(&p, q, &EventMsg::new(9).with_arg2(5), VcoreId::ZERO).unwrap();
     // Spam went to the online head (vcore 0), not 3; put one in 3's too.
-    event_core::post_vcore_event(&p, &EventMsg::new(9).with_arg2(6), vc(3), EvqFlags::empty()).unwrap();
+    event_core::post_vcore_event(&p, &EventMsg::new(9).with_arg2(6), vc(3), EvqFlags::empty())
+        .unwrap();
     assert_eq!(rx.recover_public_mbox(vc(0), vc(3)), 1);
     assert_eq!(
         seen(),

@@ -185,7 +185,10 @@ fn a_send_under_the_process_lock_fails_instead_of_deadlocking() {
     }
     p.arrange(&[], &[], &[0, 1, 2, 3]);
     let q = p.vcpd_evq(EvqFlags::SPAM_PUBLIC, 1);
-    let r = p.set().with_lock(|| send_event(&p, q, &msg(1), V0)).unwrap();
+    let r = p
+        .set()
+        .with_lock(|| send_event(&p, q, &msg(1), V0))
+        .unwrap();
     assert!(matches!(r, Err(Dropped::LockHeld(_))), "{r:?}");
     assert_eq!(p.stats().drops(DropKind::LockHeld), 1);
     // Another CPU may wait for the lock: that is contention, not an error.

@@ -60,11 +60,11 @@ pub use mbox::{
 pub use msg::*;
 pub use procdata::{MAX_NUM_VCORES, ProcData, ProcDataN};
 pub use sync::{Pod, Racy, SharedBool};
+pub use uaddr::UserAddr;
 pub use ucq::{
     MsgContainer, NR_MSG_PER_PAGE, PAGE_SIZE, Slot, Ucq, UcqPage, UcqPageHeader, slot_is_good,
 };
 pub use ulock::UserLock;
-pub use uaddr::UserAddr;
 pub use umem::{SharedMem, UserMemory, UserMemoryExt};
 pub use vcpd::{AncillaryState, HwTrapframe, SwTrapframe, UserContext, Vcpd, VmTrapframe};
 

@@ -143,7 +143,12 @@ mod tests {
         let addr = UserAddr::<EventQueue>::new((q as *const EventQueue).addr());
         assert!(addr.check(&arena).is_some());
         assert!(UserAddr::<EventQueue>::NULL.check(&arena).is_none());
-        assert!(addr.byte_add::<EventQueue>(4).unwrap().check(&arena).is_none());
+        assert!(
+            addr.byte_add::<EventQueue>(4)
+                .unwrap()
+                .check(&arena)
+                .is_none()
+        );
         let outside = UserAddr::<EventQueue>::new((&arena as *const UserArena).addr() & !7);
         assert!(outside.check(&arena).is_none());
     }

@@ -26,9 +26,7 @@ use core::fmt;
 pub use handlers::{HANDLERS_PER_TYPE, Handler, HandlerFn, HandlerId, HandlerTable, RegisterError};
 use log::warn;
 use vcpd_abi::sync::{AtomicUsize, Ordering, fence};
-use vcpd_abi::{
-    EventMbox, EventMsg, EventQueue, MAX_NR_EVENT, MboxRef, ProcDataN, UserAddr, Vcpd,
-};
+use vcpd_abi::{EventMbox, EventMsg, EventQueue, MAX_NR_EVENT, MboxRef, ProcDataN, UserAddr, Vcpd};
 
 use crate::ids::VcoreId;
 

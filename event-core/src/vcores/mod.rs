@@ -51,9 +51,9 @@ mod set;
 
 use core::fmt;
 
-pub use lock::{DefaultLock, RawLock};
 #[cfg(loom)]
 pub use lock::LoomLock;
+pub use lock::{DefaultLock, RawLock};
 pub use set::{Deschedule, ProcKind, Refused, Run, Stop, VcoreSet};
 
 use crate::ids::{PcoreId, VcoreId};

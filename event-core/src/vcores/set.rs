@@ -208,7 +208,10 @@ impl<const N: usize, L: RawLock> VcoreSet<N, L> {
     /// If `nr_vcores` is 0 or more than `N`, or `N` is more than
     /// [`MAX_NUM_VCORES`].
     pub fn new(kind: ProcKind, nr_vcores: u32, cpu_index: fn() -> usize) -> Self {
-        assert!(N <= MAX_NUM_VCORES, "a VcoreSet holds at most MAX_NUM_VCORES");
+        assert!(
+            N <= MAX_NUM_VCORES,
+            "a VcoreSet holds at most MAX_NUM_VCORES"
+        );
         assert!(
             nr_vcores > 0 && nr_vcores as usize <= N,
             "nr_vcores must be in 1..={N}"
@@ -459,7 +462,12 @@ impl<const N: usize, L: RawLock> VcoreSet<N, L> {
         })?
     }
 
-    fn preempt_locked(&self, l: &mut Lists<N>, vcpds: &[Vcpd], v: VcoreId) -> Result<Stop, Refused> {
+    fn preempt_locked(
+        &self,
+        l: &mut Lists<N>,
+        vcpds: &[Vcpd],
+        v: VcoreId,
+    ) -> Result<Stop, Refused> {
         match self.state() {
             ProcState::Dying => return Err(Refused::Dying),
             _ if self.kind == ProcKind::Scp => return Err(Refused::NotMcp),
@@ -512,10 +520,11 @@ impl<const N: usize, L: RawLock> VcoreSet<N, L> {
         })?
     }
 
-    /// The bulk-preempted vcores, in list order (a snapshot, under the
-    /// lock): what a scheduler restarts.
-    pub fn bulk_preempted(&self) -> Result<Vec<VcoreId, N>, Refused> {
-        Ok(self.locked(|l| l.bulk_preempted.clone())?)
+    /// The vcores on `list`, in order (a snapshot taken under the lock):
+    /// e.g. the bulk-preempted ones a scheduler restarts, or the online
+    /// ones it may preempt.
+    pub fn members(&self, list: VcoreList) -> Result<Vec<VcoreId, N>, Refused> {
+        Ok(self.locked(|l| l.get(list).clone())?)
     }
 
     /// Destroys the process: DYING (every send is dropped from now on) and

@@ -19,8 +19,8 @@ use event_core::vcores::{
 use event_core::{PcoreId, ProcDataRef, ProcEvents, ProcOps, VcoreId};
 use vcpd_abi::arena::UserArena;
 use vcpd_abi::{
-    EventMsg, EventQueue, EventQueueBig, EvqFlags, ProcDataN, UserAddr, UserMemory,
-    UserMemoryExt, VcpdFlags,
+    EventMsg, EventQueue, EventQueueBig, EvqFlags, ProcDataN, UserAddr, UserMemory, UserMemoryExt,
+    VcpdFlags,
 };
 
 pub const VCORES: usize = 4;
@@ -115,7 +115,11 @@ impl MockProc {
         };
         let handlers = HandlerTable::new();
         let rx = p.receiver(&handlers);
-        let n = if kind == ProcKind::Mcp { VCORES as u32 } else { 1 };
+        let n = if kind == ProcKind::Mcp {
+            VCORES as u32
+        } else {
+            1
+        };
         for v in (0..n).map(vc) {
             rx.init_vcpd_mboxes(v, MboxKind::Ucq, MboxKind::Ucq)
                 .unwrap();
@@ -148,7 +152,7 @@ impl MockProc {
     pub fn arrange(&self, online: &[u32], bulk: &[u32], inactive: &[u32]) {
         let set = self.set();
         let vcpds = &self.pd().vcpd;
-        for v in set.bulk_preempted().unwrap() {
+        for v in set.members(VcoreList::BulkPreempted).unwrap() {
             let _ = set.restart(vcpds, v, pc(v)).unwrap();
         }
         while let Some(v) = set.head(VcoreList::Inactive) {
@@ -170,7 +174,9 @@ impl MockProc {
             self.yield_now(v);
         }
         for v in 0..VCORES {
-            self.pd().vcpd[v].notif_pending.store(false, Ordering::Relaxed);
+            self.pd().vcpd[v]
+                .notif_pending
+                .store(false, Ordering::Relaxed);
         }
     }
 
