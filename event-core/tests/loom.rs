@@ -427,25 +427,25 @@ fn spam_races_a_preemption_restart_and_a_yield() {
     });
 }
 
-/// MUST_RUN: the kernel preempts the chosen vcore while a MUST_RUN spam
-/// is under way and the other vcore yields. The message must reach a vcore
+/// MUST_RUN: the chosen vcore yields while a MUST_RUN spam is under way
+/// and the kernel preempts the other one. The message must reach a vcore
 /// that runs: one online, or one that was running when it was posted and
 /// was then bulk-preempted (it is restarted); never a vcore that yielded.
 #[test]
-fn must_run_races_a_preemption_and_a_yield() {
+fn must_run_races_a_yield_and_a_preemption() {
     model(|| {
         let p = Proc::new(EvqFlags::VCORE_MUST_RUN);
+        let vc0 = {
+            let p = p.clone();
+            spawn(move || p.vcore_yield(0))
+        };
         let kernel = {
             let p = p.clone();
-            spawn(move || p.preempt(0))
-        };
-        let vc1 = {
-            let p = p.clone();
-            spawn(move || p.vcore_yield(1))
+            spawn(move || p.preempt(1))
         };
         p.send();
+        vc0.join().unwrap();
         kernel.join().unwrap();
-        vc1.join().unwrap();
         p.check_delivered(MSG_TYPE, true);
     });
 }
