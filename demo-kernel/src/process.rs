@@ -44,8 +44,9 @@ use crate::vcore::{self, VcoreProgram};
 pub const MAX_VCORES: usize = crate::percpu::MAX_CPUS - 1;
 /// The most processes the demo creates.
 pub const MAX_PROCS: usize = 3;
-/// "No vcore" in the atomic head caches and "no core" in a vcore's slot.
-pub const NONE: u32 = u32::MAX;
+/// "No vcore" / "no core" in the kernel's atomic records: event-core's one
+/// sentinel.
+pub const NONE: u32 = event_core::NO_ID;
 
 /// Vcore `v` (the demo's vcore ids are always below `MAX_NUM_VCORES`).
 ///

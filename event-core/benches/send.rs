@@ -14,11 +14,11 @@ mod common;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use common::{MockProc, VCORES};
+use common::{MockProc, VCORES, vc};
+use event_core::recv::HandlerTable;
 use event_core::recv::setup::MboxKind;
-use event_core::recv::{HandlerTable, Receiver};
-use event_core::send_event;
-use vcpd_abi::{EventMsg, EventQueue, EventQueueBig, EvqFlags, UserMemoryExt};
+use event_core::{VcoreId, send_event};
+use vcpd_abi::{EventMsg, EventQueue, EventQueueBig, EvqFlags, UserAddr};
 
 const BATCH: usize = 2048;
 
@@ -33,11 +33,11 @@ impl ucq::ConsumerHost for Consumer<'_> {
 
 struct Mode {
     name: &'static str,
-    setup: fn(&MockProc) -> usize,
+    setup: fn(&MockProc) -> UserAddr<EventQueue>,
     total: Duration,
 }
 
-fn big_ucq(p: &MockProc, flags: EvqFlags) -> usize {
+fn big_ucq(p: &MockProc, flags: EvqFlags) -> UserAddr<EventQueue> {
     p.big_evq(MboxKind::Ucq, flags, 1)
 }
 
@@ -47,11 +47,11 @@ fn main() {
     let p = MockProc::new();
     p.record_ipis.store(false, Ordering::Relaxed);
     let handlers = HandlerTable::new();
-    let rx = Receiver::new(p.pd(), &handlers, &p);
+    let rx = p.receiver(&handlers);
     let bare_q = big_ucq(&p, EvqFlags::empty());
-    let bare_ucq = p
-        .arena
-        .user_ref::<EventQueueBig>(bare_q)
+    let bare_ucq = bare_q
+        .cast::<EventQueueBig>()
+        .check(&p.arena)
         .unwrap()
         .ev_imbox
         .as_ucq();
@@ -83,17 +83,18 @@ fn main() {
             total: Duration::ZERO,
         },
     ];
-    let queues: Vec<usize> = modes.iter().map(|m| (m.setup)(&p)).collect();
+    let queues: Vec<UserAddr<EventQueue>> = modes.iter().map(|m| (m.setup)(&p)).collect();
     let mut bare = Duration::ZERO;
     let stats = ucq::UcqStats::new();
+    let bare_host = p.ucq_host();
     let drain_all = |p: &MockProc| {
         for v in 0..VCORES as u32 {
-            rx.handle_events(v);
+            rx.handle_events(vc(v));
         }
         for &q in &queues {
-            if let Some(big) = p.arena.user_ref::<EventQueueBig>(q) {
+            if let Some(big) = q.cast::<EventQueueBig>().check(&p.arena) {
                 if big.ev_imbox.kind().is_ok() {
-                    rx.handle_mbox(0, &big.ev_imbox);
+                    rx.handle_mbox(VcoreId::ZERO, &big.ev_imbox);
                 }
             }
         }
@@ -101,7 +102,13 @@ fn main() {
     for _ in 0..rounds {
         let t = Instant::now();
         for i in 0..BATCH {
-            ucq::send(bare_ucq, &EventMsg::new(9).with_arg2(i as u32), &p, &stats).unwrap();
+            ucq::send(
+                bare_ucq,
+                &EventMsg::new(9).with_arg2(i as u32),
+                &bare_host,
+                &stats,
+            )
+            .unwrap();
         }
         bare += t.elapsed();
         while ucq::try_recv(bare_ucq, &Consumer(&p)).is_some() {}
@@ -111,26 +118,31 @@ fn main() {
             if fallback {
                 // WAITING, the chosen vcore not receptive: every send takes
                 // the process lock and posts to the inactive head (vcore 2).
-                p.set_lists(&[], &[], &[2, 0, 1, 3]);
-                p.waiting.store(true, Ordering::Relaxed);
+                p.arrange(&[], &[], &[2, 0, 1, 3]);
                 p.set_can_rcv(1, false);
             }
             let t = Instant::now();
             for i in 0..BATCH {
-                send_event(&p, queues[k], &EventMsg::new(9).with_arg2(i as u32), 0).unwrap();
+                send_event(
+                    &p,
+                    queues[k],
+                    &EventMsg::new(9).with_arg2(i as u32),
+                    VcoreId::ZERO,
+                )
+                .unwrap();
             }
             mode.total += t.elapsed();
             if fallback {
-                p.waiting.store(false, Ordering::Relaxed);
-                p.set_lists(&[0, 1, 2, 3], &[], &[]);
+                p.arrange(&[0, 1, 2, 3], &[], &[]);
                 p.set_can_rcv(1, true);
             }
             drain_all(&p);
             if k == 2 {
                 // Keep the INDIR queue throttled: acknowledge nothing, but
                 // make sure the first INDIR of the run was sent.
-                let q = p.arena.user_ref::<EventQueue>(queues[2]).unwrap();
-                q.ev_alert_pending.store(true, Ordering::Relaxed);
+                p.evq(queues[2])
+                    .ev_alert_pending
+                    .store(true, Ordering::Relaxed);
             }
         }
     }
@@ -151,5 +163,5 @@ fn main() {
             per(m.total) / base
         );
     }
-    println!("\n{}", p.stats);
+    println!("\n{}", p.stats());
 }

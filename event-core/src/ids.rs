@@ -6,8 +6,11 @@ use core::fmt;
 use vcpd_abi::MAX_NUM_VCORES;
 
 /// The raw value that means "no vcore" / "no core" in an atomic slot
-/// (a list head, a vcore's core). Never a valid id.
-pub(crate) const NONE: u32 = u32::MAX;
+/// (a list head, a vcore's core, a kernel's own per-core records). Never a
+/// valid [`VcoreId`] or [`PcoreId`].
+pub const NO_ID: u32 = u32::MAX;
+
+pub(crate) const NONE: u32 = NO_ID;
 
 /// A vcore of a process: an index into its VCPD array.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -39,7 +39,7 @@ pub mod testing;
 pub mod vcores;
 
 pub use host::{ProcDataRef, ProcEvents, ProcOps};
-pub use ids::{PcoreId, VcoreId};
+pub use ids::{NO_ID, PcoreId, VcoreId};
 pub use send::{post_vcore_event, send_event, send_kernel_event, send_posix_signal};
 pub use spam::SPAM_LIST_MAX_LOOPS;
 pub use stats::{DropKind, Dropped, EventStats, SpamPath};

@@ -54,7 +54,7 @@ impl Storm {
     /// Whether the storm has reached `done / total` of its minimums.
     fn kept_pace(&self, sim: &Sim, done: usize, total: usize) -> bool {
         let c = &sim.counters;
-        let due = |min: u64| (min as u128 * done as u128 / total.max(1) as u128) as u64;
+        let due = |min: u64| (u128::from(min) * done as u128 / total.max(1) as u128) as u64;
         c.yields.load(Ordering::Relaxed) >= due(self.yields)
             && c.preemptions.load(Ordering::Relaxed) >= due(self.preemptions)
             && c.waits.load(Ordering::Relaxed) >= due(self.waits)

@@ -278,3 +278,38 @@ impl VcoreRuntime for MockProc {
         self.arena.free_page(page);
     }
 }
+
+/// The producer host a bare `ucq::send` needs (the benchmark's baseline):
+/// the mock's memory and pages, and a lock table of its own.
+pub struct BareUcqHost<'a> {
+    proc: &'a MockProc,
+    locks: ucq::HashLocks<8>,
+}
+
+impl MockProc {
+    pub fn ucq_host(&self) -> BareUcqHost<'_> {
+        BareUcqHost {
+            proc: self,
+            locks: ucq::HashLocks::new(),
+        }
+    }
+}
+
+// SAFETY: forwards to the arena, which upholds the contract.
+unsafe impl UserMemory for BareUcqHost<'_> {
+    fn translate(&self, addr: usize, len: usize) -> Option<NonNull<u8>> {
+        self.proc.arena.translate(addr, len)
+    }
+}
+
+impl ucq::UserPageAlloc for BareUcqHost<'_> {
+    fn alloc_user_page(&self) -> Option<usize> {
+        self.proc.arena.alloc_page()
+    }
+}
+
+impl ucq::UcqLocks for BareUcqHost<'_> {
+    fn with_ucq_lock<R>(&self, key: usize, f: impl FnOnce() -> R) -> R {
+        self.locks.with_ucq_lock(key, f)
+    }
+}
