@@ -76,11 +76,12 @@ fn try_spam_vcore<P: ProcOps>(
         return Ok(false);
     }
     spam_vcore(p, v, msg, flags)?;
-    // Store-load: our `notif_pending` write must be visible before we read
-    // the flag again. The yielding vcore clears CAN_RCV_MSG, fences, and
-    // later (in the kernel's yield) reads `notif_pending`: if we still see
-    // the flag set, it will see `notif_pending` and not yield.
-    fence(Ordering::SeqCst);
+    // No fence before the re-check: our set of `notif_pending` is a swap,
+    // and so is the yielding vcore's clear in its last drain, which it makes
+    // after clearing CAN_RCV_MSG. If its clear comes after our set, the
+    // drain sees the message; if before, our swap synchronizes with its
+    // clear and this read sees CAN_RCV_MSG cleared. (The loom models fail
+    // if either swap becomes a store.)
     can_msg_vcore(p, v)
 }
 

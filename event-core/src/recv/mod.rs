@@ -186,17 +186,14 @@ impl<'a, R: VcoreRuntime> Receiver<'a, R> {
     /// private and the public VCPD mailbox. Returns messages handled.
     pub fn handle_events(&self, vcoreid: VcoreId) -> usize {
         let vcpd = self.vcpd(vcoreid);
-        // A swap, not a store: every write of this flag is a read-modify-
-        // write, so its writes are totally ordered, and a clear that lands
-        // after a sender's set reads that set and synchronizes with it (the
-        // drain below then sees the message). The fences alone already make
-        // this correct under the C11 model; the swaps make it hold without
-        // relying on SC-fence reasoning that loom does not model precisely.
+        // A swap, not a store, and no fence: every write of this flag (the
+        // kernel's sets, this clear) is a read-modify-write, so the writes
+        // are totally ordered. If our clear comes after a sender's set, it
+        // reads that set and synchronizes with it: the drain below sees the
+        // message. If it comes before, the flag stays set and we (or the
+        // kernel's yield) come back. Either way nothing is missed, which the
+        // loom models check (turning this swap into a store fails them).
         vcpd.notif_pending.swap(false, Ordering::AcqRel);
-        // Store-load: the clear must land before we read the mailboxes. A
-        // sender whose set comes after our clear leaves the flag set, which
-        // makes us (or the kernel's yield) come back.
-        fence(Ordering::SeqCst);
         self.handle_mbox(vcoreid, &vcpd.ev_mbox_private)
             + self.handle_mbox(vcoreid, &vcpd.ev_mbox_public)
     }

@@ -1,15 +1,16 @@
 //! Yielding a vcore without losing messages, and coming back online.
 //!
-//! The process's half of the protocol in [`crate::host`]: a vcore that
-//! wants to give up its core first stops advertising `CAN_RCV_MSG`, fences,
-//! and drains its mailboxes once more; only then does it ask the kernel to
-//! yield, and the kernel refuses while `notif_pending` is set. A sender
-//! posts, sets `notif_pending`, fences, and re-checks `CAN_RCV_MSG`: one of
-//! the two always sees the other, so a message is either drained here,
-//! or stops the yield, or goes to another vcore.
+//! The process's half of the protocol in [`crate::vcores`]: a vcore that
+//! wants to give up its core first stops advertising `CAN_RCV_MSG`, then
+//! drains its mailboxes once more (clearing `notif_pending` with a swap);
+//! only then does it ask the kernel to yield, and the kernel refuses while
+//! `notif_pending` is set. A sender posts, sets `notif_pending` (a swap),
+//! and re-checks `CAN_RCV_MSG`: the two swaps are ordered one way or the
+//! other, so a message is either drained here, or stops the yield, or goes
+//! to another vcore.
 
 use vcpd_abi::VcpdFlags;
-use vcpd_abi::sync::{Ordering, fence};
+use vcpd_abi::sync::Ordering;
 
 use super::{Receiver, VcoreRuntime};
 use crate::ids::VcoreId;
@@ -19,12 +20,12 @@ impl<R: VcoreRuntime> Receiver<'_, R> {
     /// kernel's yield. If the kernel refuses (a message arrived), call
     /// [`vcore_online`](Self::vcore_online) and carry on.
     pub fn prepare_to_yield(&self, vcoreid: VcoreId) -> usize {
+        // The clear is ordered before the drain's release swap of
+        // `notif_pending`: a sender whose set comes after that swap
+        // synchronizes with it and sees the flag cleared (it then looks
+        // elsewhere); a set that comes before is seen by the drain.
         self.vcpd(vcoreid)
             .clear_flags(VcpdFlags::CAN_RCV_MSG, Ordering::SeqCst);
-        // Store-load: the clear must be visible before we drain (and before
-        // the kernel's yield reads `notif_pending`); a sender that still saw
-        // the flag set has set `notif_pending` by then.
-        fence(Ordering::SeqCst);
         self.handle_events(vcoreid)
     }
 
@@ -34,7 +35,6 @@ impl<R: VcoreRuntime> Receiver<'_, R> {
     pub fn vcore_online(&self, vcoreid: VcoreId) -> usize {
         self.vcpd(vcoreid)
             .set_flags(VcpdFlags::CAN_RCV_MSG, Ordering::SeqCst);
-        fence(Ordering::SeqCst);
         self.handle_events(vcoreid)
     }
 }
