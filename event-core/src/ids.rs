@@ -44,10 +44,12 @@ impl VcoreId {
         self.0 as usize
     }
 
+    #[cfg_attr(not(feature = "kernel"), allow(dead_code))]
     pub(crate) const fn from_slot(raw: u32) -> Option<Self> {
         if raw == NONE { None } else { Some(Self(raw)) }
     }
 
+    #[cfg_attr(not(feature = "kernel"), allow(dead_code))]
     pub(crate) const fn to_slot(v: Option<Self>) -> u32 {
         match v {
             Some(v) => v.0,
@@ -92,6 +94,7 @@ impl PcoreId {
         self.0
     }
 
+    #[cfg_attr(not(feature = "kernel"), allow(dead_code))]
     pub(crate) const fn from_slot(raw: u32) -> Option<Self> {
         if raw == NONE { None } else { Some(Self(raw)) }
     }
