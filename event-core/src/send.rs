@@ -15,7 +15,7 @@ use vcpd_abi::{
 use crate::host::{ProcOps, UcqHost};
 use crate::ids::VcoreId;
 use crate::spam::{spam_public_msg, spam_vcore};
-use crate::stats::{Dropped, bump};
+use crate::stats::{BadAddr, Dropped, bump};
 use crate::vcores::{ProcControl, ProcState, VcoreLists};
 
 /// Sends `msg` to the event queue at user address `ev_q`, as the queue's
@@ -54,9 +54,13 @@ fn send_in_process<P: ProcOps>(
     msg: &EventMsg,
     suggested: VcoreId,
 ) -> Result<(), Dropped> {
-    let ev_q = ev_q_addr
-        .check(p)
-        .ok_or(Dropped::BadEventQueue(ev_q_addr.get()))?;
+    let ev_q = check(p, ev_q_addr).map_err(|why| Dropped::BadEventQueue {
+        addr: ev_q_addr.get(),
+        why,
+    })?;
+    if evq_is_unset(ev_q) {
+        return Err(Dropped::EventQueueNotSetUp(ev_q_addr.get()));
+    }
     // One read of the flags: every decision below sees the same ones.
     let flags = ev_q.flags();
     let delivered = deliver(p, ev_q, ev_q_addr, msg, suggested, flags);
@@ -83,13 +87,24 @@ fn deliver<P: ProcOps>(
         // The message itself goes to public VCPD mailboxes; ev_mbox is ignored.
         return spam_public_msg(p, msg, vcoreid, flags);
     }
-    let mbox = match ev_q.ev_mbox.load(Ordering::Acquire) {
-        0 => vcpd(p, vcoreid)?.mbox(flags.contains(EvqFlags::VCORE_PRIVATE)),
-        addr => UserAddr::<EventMbox>::new(addr)
-            .check(p)
-            .ok_or(Dropped::BadMailbox(addr))?,
-    };
-    post_ev_msg(p, mbox, msg)?;
+    match ev_q.ev_mbox.load(Ordering::Acquire) {
+        0 => {
+            post_vc_mbox(p, vcoreid, flags.contains(EvqFlags::VCORE_PRIVATE), msg)?;
+        }
+        addr if addr.wrapping_sub(ev_q_addr.get()) < size_of::<EventQueue>() => {
+            return Err(Dropped::MailboxIsTheQueue(addr));
+        }
+        addr => {
+            let mbox = check(p, UserAddr::<EventMbox>::new(addr))
+                .map_err(|why| Dropped::BadMailbox { addr, why })?;
+            post_ev_msg(p, mbox, msg).map_err(|d| match d {
+                Dropped::MailboxNotSetUp { vcore: None, .. } => {
+                    Dropped::MailboxNotSetUp { addr, vcore: None }
+                }
+                d => d,
+            })?;
+        }
+    }
     if flags.contains(EvqFlags::INDIR) {
         // Store-load: the message must be visible before we read
         // `ev_alert_pending`. A consumer clears that flag, fences, then
@@ -103,6 +118,31 @@ fn deliver<P: ProcOps>(
         // the message before the alert.
         try_notify(p, vcoreid, flags)
     }
+}
+
+/// A user address checked through the host, with the reason if refused.
+fn check<P: ProcOps, T: vcpd_abi::SharedMem>(p: &P, a: UserAddr<T>) -> Result<&T, BadAddr> {
+    if a.is_null() {
+        Err(BadAddr::Null)
+    } else if !a.is_aligned() {
+        Err(BadAddr::Misaligned {
+            align: align_of::<T>(),
+        })
+    } else {
+        a.check(p).ok_or(BadAddr::NotUserMemory)
+    }
+}
+
+/// An all-zero queue was never set up (`setup::init_evq` refuses to make
+/// one): delivering to vcore 0's VCPD mailbox with no alert is what it
+/// would mean, and never what a process wants.
+fn evq_is_unset(q: &EventQueue) -> bool {
+    q.ev_flags.load(Ordering::Relaxed) == 0
+        && q.ev_mbox.load(Ordering::Relaxed) == 0
+        && q.ev_vcore.load(Ordering::Relaxed) == 0
+        && q.ev_handler.load(Ordering::Relaxed) == 0
+        && q.ev_udata.load(Ordering::Relaxed) == 0
+        && !q.ev_alert_pending.load(Ordering::Relaxed)
 }
 
 /// WAKEUP: if the process is WAITING, wake it.
@@ -184,8 +224,30 @@ pub(crate) fn post_ev_msg<P: ProcOps>(
         Ok(MboxRef::Ceq(ceq)) => ceq::send(ceq, msg, p, &stats.ceq)
             .map(drop)
             .map_err(Dropped::Ceq),
+        Err(e) if e.0 == 0 => Err(Dropped::MailboxNotSetUp {
+            addr: 0,
+            vcore: None,
+        }),
         Err(e) => Err(Dropped::UnknownMailboxType(e.0)),
     }
+}
+
+/// Posts to one of a vcore's VCPD mailboxes (without `notif_pending`).
+fn post_vc_mbox<'p, P: ProcOps>(
+    p: &'p P,
+    v: VcoreId,
+    private: bool,
+    msg: &EventMsg,
+) -> Result<&'p Vcpd, Dropped> {
+    let vcpd = vcpd(p, v)?;
+    post_ev_msg(p, vcpd.mbox(private), msg).map_err(|d| match d {
+        Dropped::MailboxNotSetUp { addr, .. } => Dropped::MailboxNotSetUp {
+            addr,
+            vcore: Some(v.get()),
+        },
+        d => d,
+    })?;
+    Ok(vcpd)
 }
 
 /// Posts to one of a vcore's VCPD mailboxes, then sets its
@@ -196,8 +258,7 @@ pub(crate) fn post_vc_msg<P: ProcOps>(
     private: bool,
     msg: &EventMsg,
 ) -> Result<(), Dropped> {
-    let vcpd = vcpd(p, v)?;
-    post_ev_msg(p, vcpd.mbox(private), msg)?;
+    let vcpd = post_vc_mbox(p, v, private, msg)?;
     // Set even without IPI: the flag is what stops a yield. Release: whoever
     // sees it set sees the message. A swap rather than a store, like every
     // write of this flag, so the writes are totally ordered with the

@@ -119,10 +119,9 @@ pub fn check_host<P: ProcOps>(
 ) -> HostReport {
     let mut r = HostReport::default();
     let (start, end) = (user.start, user.end);
-    r.check(
-        end > start && end - start >= 16 && start % 8 == 0,
-        || format!("check_host needs an 8-aligned range of 16+ bytes, got {start:#x}..{end:#x}"),
-    );
+    r.check(end > start && end - start >= 16 && start % 8 == 0, || {
+        format!("check_host needs an 8-aligned range of 16+ bytes, got {start:#x}..{end:#x}")
+    });
     if !r.is_ok() {
         return r;
     }
@@ -134,15 +133,12 @@ pub fn check_host<P: ProcOps>(
     // Inside: accepted, and the same memory through any sub-range.
     match (t(start, len), t(start + 8, 8)) {
         (Ok(Some(whole)), Ok(Some(part))) => {
-            r.check(
-                part.as_ptr().addr() == whole.as_ptr().addr() + 8,
-                || {
-                    format!(
-                        "translate is not linear: {start:#x}+8 maps to {:p}, but {start:#x} to {:p}",
-                        part, whole
-                    )
-                },
-            );
+            r.check(part.as_ptr().addr() == whole.as_ptr().addr() + 8, || {
+                format!(
+                    "translate is not linear: {start:#x}+8 maps to {:p}, but {start:#x} to {:p}",
+                    part, whole
+                )
+            });
             r.check(
                 whole.as_ptr().addr() % PAGE_SIZE == start % PAGE_SIZE,
                 || {
@@ -162,7 +158,9 @@ pub fn check_host<P: ProcOps>(
                 });
             } else {
                 r.check(false, || {
-                    format!("an aligned u64 at {start:#x} is refused although the range is accepted")
+                    format!(
+                        "an aligned u64 at {start:#x} is refused although the range is accepted"
+                    )
                 });
             }
         }
@@ -217,12 +215,14 @@ pub fn check_host<P: ProcOps>(
             });
             match UserAddr::<[AtomicU64; PAGE_SIZE / 8]>::new(a).check(host) {
                 None => r.check(false, || {
-                    format!("the page alloc_user_page returned ({a:#x}) is not user memory to translate")
+                    format!(
+                        "the page alloc_user_page returned ({a:#x}) is not user memory to translate"
+                    )
                 }),
-                Some(words) => r.check(
-                    words.iter().all(|w| w.load(Ordering::Relaxed) == 0),
-                    || format!("the page at {a:#x} from alloc_user_page is not zeroed"),
-                ),
+                Some(words) => r
+                    .check(words.iter().all(|w| w.load(Ordering::Relaxed) == 0), || {
+                        format!("the page at {a:#x} from alloc_user_page is not zeroed")
+                    }),
             }
         }
     }

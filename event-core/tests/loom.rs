@@ -99,7 +99,8 @@ impl Proc {
             UserAddr::NULL,
             EvqFlags::SPAM_PUBLIC | extra,
             vc(0),
-        );
+        )
+        .unwrap();
         if p.pages.is_empty() {
             setup::init_big_evq(
                 &p.indir_q,

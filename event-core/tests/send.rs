@@ -10,7 +10,7 @@ use common::{MockProc, VCORES, pc, vc};
 use event_core::recv::setup::MboxKind;
 use event_core::vcores::{ProcControl, ProcState, VcoreLists};
 use event_core::{
-    DropKind, Dropped, SpamPath, VcoreId, post_vcore_event, send_event, send_kernel_event,
+    BadAddr, DropKind, Dropped, SpamPath, VcoreId, post_vcore_event, send_event, send_kernel_event,
     send_posix_signal,
 };
 use vcpd_abi::{
@@ -208,10 +208,14 @@ fn a_send_under_the_process_lock_fails_instead_of_deadlocking() {
 fn bad_input_is_dropped_and_counted() {
     let p = MockProc::new();
     let end = p.arena.user_range().end;
-    for bad in [0, end - 8, 3] {
+    for (bad, why) in [
+        (0, BadAddr::Null),
+        (end - 8, BadAddr::NotUserMemory),
+        (3, BadAddr::Misaligned { align: 8 }),
+    ] {
         assert_eq!(
             send_event(&p, UserAddr::new(bad), &msg(0), V0),
-            Err(Dropped::BadEventQueue(bad))
+            Err(Dropped::BadEventQueue { addr: bad, why })
         );
     }
     let q = p.vcpd_evq(EvqFlags::empty(), VCORES as u32);
@@ -224,7 +228,10 @@ fn bad_input_is_dropped_and_counted() {
     evq.ev_mbox.store(end + 4096, Ordering::Relaxed);
     assert_eq!(
         send_event(&p, q, &msg(0), V0),
-        Err(Dropped::BadMailbox(end + 4096))
+        Err(Dropped::BadMailbox {
+            addr: end + 4096,
+            why: BadAddr::NotUserMemory
+        })
     );
     // A mailbox with an unknown tag.
     let big = p.big_evq(MboxKind::Bitmap, EvqFlags::IPI, 0);
@@ -250,6 +257,65 @@ fn bad_input_is_dropped_and_counted() {
     assert_eq!(p.stats().total_drops(), 7);
     assert_eq!(p.stats().drops(DropKind::BadEventQueue), 3);
     assert!(p.arena.guards_intact());
+}
+
+/// The mistakes a newcomer makes get answers that name them.
+#[test]
+fn set_up_mistakes_are_named() {
+    let p = MockProc::new();
+    // A queue that was never set up (all zeroes), with its address.
+    let zeroed = p.arena.alloc_zeroed::<EventQueue>().unwrap();
+    let zq = UserAddr::new((zeroed as *const EventQueue).addr());
+    let err = send_event(&p, zq, &msg(1), V0).unwrap_err();
+    assert_eq!(err, Dropped::EventQueueNotSetUp(zq.get()));
+    assert!(err.to_string().contains("not set up"), "{err}");
+    // A big queue whose mailbox was never set up (type 0), by address.
+    let big = p.arena.alloc_zeroed::<EventQueueBig>().unwrap();
+    let mbox = (&big.ev_imbox as *const vcpd_abi::EventMbox).addr();
+    big.evq.ev_mbox.store(mbox, Ordering::Relaxed);
+    big.evq.set_flags(EvqFlags::IPI);
+    let bq = UserAddr::new((big as *const EventQueueBig).addr());
+    let err = send_event(&p, bq, &msg(1), V0).unwrap_err();
+    assert_eq!(
+        err,
+        Dropped::MailboxNotSetUp {
+            addr: mbox,
+            vcore: None
+        }
+    );
+    assert!(
+        err.to_string()
+            .contains(&format!("{mbox:#x} is not set up"))
+    );
+    // ev_mbox pointing at the queue instead of its embedded mailbox.
+    big.evq.ev_mbox.store(bq.get(), Ordering::Relaxed);
+    let err = send_event(&p, bq, &msg(1), V0).unwrap_err();
+    assert_eq!(err, Dropped::MailboxIsTheQueue(bq.get()));
+    assert!(err.to_string().contains("points at the event queue itself"));
+    // A VCPD mailbox the process never set up, by vcore.
+    p.pd().vcpd[2]
+        .ev_mbox_public
+        .mbox_type
+        .store(0, Ordering::Relaxed);
+    let err = send_event(&p, p.vcpd_evq(EvqFlags::IPI, 2), &msg(1), V0).unwrap_err();
+    assert_eq!(
+        err,
+        Dropped::MailboxNotSetUp {
+            addr: 0,
+            vcore: Some(2)
+        }
+    );
+    assert!(
+        err.to_string()
+            .contains("VCPD mailbox of vcore 2 is not set up")
+    );
+    assert_eq!(p.stats().drops(DropKind::NotSetUp), 3);
+    // The set-up helper refuses to make a queue that looks unset.
+    let q = p.arena.alloc_zeroed::<EventQueue>().unwrap();
+    assert_eq!(
+        event_core::recv::setup::init_evq(q, UserAddr::NULL, EvqFlags::empty(), V0),
+        Err(event_core::recv::setup::SetupError::QueueLooksUnset)
+    );
 }
 
 #[test]

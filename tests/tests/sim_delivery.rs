@@ -26,7 +26,7 @@ fn vc(v: u32) -> VcoreId {
 /// A slim queue delivering to VCPD mailboxes with `flags`.
 fn vcpd_queue(sim: &Sim, flags: EvqFlags, vcore: u32) -> UserAddr<EventQueue> {
     let q = sim.arena.alloc_zeroed::<EventQueue>().expect("queue");
-    setup::init_evq(q, UserAddr::NULL, flags, vc(vcore));
+    setup::init_evq(q, UserAddr::NULL, flags, vc(vcore)).unwrap();
     UserAddr::new((q as *const EventQueue).addr())
 }
 

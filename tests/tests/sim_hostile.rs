@@ -56,7 +56,7 @@ fn queues(sim: &Sim) -> Vec<usize> {
         EvqFlags::ROUNDROBIN,
     ] {
         let q = sim.arena.alloc_zeroed::<EventQueue>().unwrap();
-        setup::init_evq(q, UserAddr::NULL, flags, VcoreId::ZERO);
+        setup::init_evq(q, UserAddr::NULL, flags, VcoreId::ZERO).unwrap();
         qs.push(q as *const EventQueue as usize);
     }
     qs

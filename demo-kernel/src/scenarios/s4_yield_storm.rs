@@ -92,7 +92,8 @@ pub(super) fn run(r: &mut Report) {
         UserAddr::NULL,
         EvqFlags::SPAM_PUBLIC | EvqFlags::IPI | EvqFlags::VCORE_APPRO,
         VcoreId::ZERO,
-    );
+    )
+    .expect("a flagged queue sets up");
     let indir_flags =
         EvqFlags::INDIR | EvqFlags::SPAM_INDIR | EvqFlags::IPI | EvqFlags::VCORE_APPRO;
     if setup::init_big_evq(indir_q, MboxKind::Ucq, indir_flags, VcoreId::ZERO, rt).is_err() {

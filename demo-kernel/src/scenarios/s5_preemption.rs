@@ -107,13 +107,15 @@ pub(super) fn run(r: &mut Report) {
         UserAddr::NULL,
         EvqFlags::SPAM_PUBLIC | EvqFlags::IPI | EvqFlags::VCORE_APPRO,
         VcoreId::ZERO,
-    );
+    )
+    .expect("a flagged queue sets up");
     setup::init_evq(
         must_q,
         UserAddr::NULL,
         EvqFlags::SPAM_PUBLIC | EvqFlags::VCORE_MUST_RUN | EvqFlags::IPI | EvqFlags::VCORE_APPRO,
         VcoreId::ZERO,
-    );
+    )
+    .expect("a flagged queue sets up");
     let ucq_flags = EvqFlags::INDIR | EvqFlags::SPAM_INDIR | EvqFlags::IPI;
     if setup::init_big_evq(ucq_q, MboxKind::Ucq, ucq_flags, VcoreId::ZERO, rt).is_err() {
         return r.check(false, "queue set-up failed");

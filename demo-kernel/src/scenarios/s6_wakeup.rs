@@ -57,7 +57,8 @@ pub(super) fn run(r: &mut Report) {
         UserAddr::NULL,
         EvqFlags::SPAM_PUBLIC | EvqFlags::WAKEUP | EvqFlags::IPI,
         VcoreId::ZERO,
-    );
+    )
+    .expect("a flagged queue sets up");
     let ucq_flags = EvqFlags::INDIR | EvqFlags::SPAM_INDIR | EvqFlags::WAKEUP | EvqFlags::IPI;
     if setup::init_big_evq(ucq_q, MboxKind::Ucq, ucq_flags, VcoreId::ZERO, rt).is_err() {
         return r.check(false, "queue set-up failed");

@@ -164,7 +164,7 @@ fn set_up(p: &'static Process) -> Option<[usize; 4]> {
     };
     setup::init_big_evq(ceq, kind, flags, VcoreId::ZERO, rt).ok()?;
     setup::init_big_evq(bitmap, MboxKind::Bitmap, flags, VcoreId::ZERO, rt).ok()?;
-    setup::init_evq(slim, UserAddr::NULL, EvqFlags::SPAM_PUBLIC, VcoreId::ZERO);
+    setup::init_evq(slim, UserAddr::NULL, EvqFlags::SPAM_PUBLIC, VcoreId::ZERO).ok()?;
     let addr = |q: &EventQueue| core::ptr::from_ref(q).expose_provenance();
     let qs = [
         addr(&ucq.evq),

@@ -24,6 +24,9 @@ pub enum SetupError {
     Ceq(ceq::InitError),
     /// The event type is not below `MAX_NR_EVENT`.
     BadEventType(u16),
+    /// The queue would be all zeroes (no flags, no mailbox, vcore 0), which
+    /// the kernel reports as "not set up": give it a flag or a mailbox.
+    QueueLooksUnset,
 }
 
 impl fmt::Display for SetupError {
@@ -33,6 +36,9 @@ impl fmt::Display for SetupError {
             Self::Ucq(e) => write!(f, "{e}"),
             Self::Ceq(e) => write!(f, "{e}"),
             Self::BadEventType(t) => write!(f, "event type {t} out of range"),
+            Self::QueueLooksUnset => f.write_str(
+                "an event queue with no flags, no mailbox and vcore 0 looks unset to the kernel",
+            ),
         }
     }
 }
@@ -89,7 +95,18 @@ pub fn init_mbox<R: VcoreRuntime>(
 
 /// Sets a slim event queue up to deliver into the mailbox at `mbox`
 /// (null: the chosen vcore's VCPD mailbox, public or private per `flags`).
-pub fn init_evq(ev_q: &EventQueue, mbox: UserAddr<EventMbox>, flags: EvqFlags, vcoreid: VcoreId) {
+///
+/// Refuses a queue that would be all zeroes (no flags, null mailbox,
+/// vcore 0): the kernel drops messages to such a queue as "not set up".
+pub fn init_evq(
+    ev_q: &EventQueue,
+    mbox: UserAddr<EventMbox>,
+    flags: EvqFlags,
+    vcoreid: VcoreId,
+) -> Result<(), SetupError> {
+    if flags.to_raw() == 0 && mbox.is_null() && vcoreid == VcoreId::ZERO {
+        return Err(SetupError::QueueLooksUnset);
+    }
     ev_q.ev_mbox.store(mbox.get(), Ordering::Relaxed);
     ev_q.ev_vcore.store(vcoreid.get(), Ordering::Relaxed);
     ev_q.ev_alert_pending.store(false, Ordering::Relaxed);
@@ -97,6 +114,7 @@ pub fn init_evq(ev_q: &EventQueue, mbox: UserAddr<EventMbox>, flags: EvqFlags, v
     ev_q.ev_udata.store(0, Ordering::Relaxed);
     // Release: the kernel reads the flags first; everything above is set.
     ev_q.ev_flags.store(flags.to_raw(), Ordering::Release);
+    Ok(())
 }
 
 /// Sets a big event queue up with its own mailbox of `kind`.
@@ -113,8 +131,7 @@ pub fn init_big_evq<R: VcoreRuntime>(
         UserAddr::new((&big.ev_imbox as *const EventMbox).expose_provenance()),
         flags,
         vcoreid,
-    );
-    Ok(())
+    )
 }
 
 /// Makes the queue call `f` (instead of draining its mailbox) when an

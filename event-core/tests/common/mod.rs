@@ -207,8 +207,15 @@ impl MockProc {
     /// A slim queue with no mailbox: delivery to the chosen vcore's VCPD.
     pub fn vcpd_evq(&self, flags: EvqFlags, vcore: u32) -> UserAddr<EventQueue> {
         let q = self.arena.alloc_zeroed::<EventQueue>().unwrap();
-        setup::init_evq(q, UserAddr::NULL, flags, vc(0));
-        q.ev_vcore.store(vcore, Ordering::Relaxed);
+        match VcoreId::new(vcore) {
+            // Refused only for an all-zero queue, which a test may want.
+            Some(v) => setup::init_evq(q, UserAddr::NULL, flags, v).unwrap_or(()),
+            // Out of range on purpose: write it as a process would.
+            None => {
+                setup::init_evq(q, UserAddr::NULL, flags, vc(1)).unwrap();
+                q.ev_vcore.store(vcore, Ordering::Relaxed);
+            }
+        }
         UserAddr::new((q as *const EventQueue).addr())
     }
 
