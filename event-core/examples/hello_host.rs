@@ -145,11 +145,11 @@ pub(crate) fn on_message(rx: &Receiver<'_, Process>, v: VcoreId, msg: &EventMsg,
 }
 
 /// The flag modes this example sends with, and their queue flags.
-pub(crate) const MODES: [(&str, fn() -> EvqFlags); 4] = [
-    ("IPI", || EvqFlags::IPI),
-    ("INDIR", || EvqFlags::INDIR | EvqFlags::IPI),
-    ("SPAM_PUBLIC", || EvqFlags::SPAM_PUBLIC | EvqFlags::IPI),
-    ("WAKEUP", || EvqFlags::SPAM_PUBLIC | EvqFlags::WAKEUP),
+pub(crate) const MODES: [(&str, EvqFlags); 4] = [
+    ("IPI", EvqFlags::IPI),
+    ("INDIR", EvqFlags::INDIR.union(EvqFlags::IPI)),
+    ("SPAM_PUBLIC", EvqFlags::SPAM_PUBLIC.union(EvqFlags::IPI)),
+    ("WAKEUP", EvqFlags::SPAM_PUBLIC.union(EvqFlags::WAKEUP)),
 ];
 
 /// A vcore's life: wait to be mapped, come online, handle events when
@@ -296,12 +296,12 @@ fn main() {
         .iter()
         .map(|(_, flags)| {
             let q = p.mem.page().unwrap();
-            if flags().contains(EvqFlags::INDIR) {
+            if flags.contains(EvqFlags::INDIR) {
                 let big = p.user_ref_of::<EventQueueBig>(q);
-                setup::init_big_evq(big, MboxKind::Ucq, flags(), vcore1, &*p).unwrap();
+                setup::init_big_evq(big, MboxKind::Ucq, *flags, vcore1, &*p).unwrap();
             } else {
                 let slim = p.user_ref_of::<EventQueue>(q);
-                setup::init_evq(slim, UserAddr::NULL, flags(), vcore1).unwrap();
+                setup::init_evq(slim, UserAddr::NULL, *flags, vcore1).unwrap();
             }
             UserAddr::new(q)
         })
