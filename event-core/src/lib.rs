@@ -27,6 +27,33 @@
 //! Memory-ordering comments at each fence say which race it closes.
 
 //!
+//! # A first delivered event
+//!
+//! A kernel keeps a [`ProcEvents`] in each process and implements
+//! [`ProcOps`] (see `examples/hello_host.rs` for a complete std host);
+//! [`testing::ToyHost`] is the smallest one:
+//!
+//! ```
+//! use event_core::abi::{EventMsg, EventQueue, EvqFlags, UserAddr};
+//! use event_core::recv::setup;
+//! use event_core::testing::ToyHost;
+//! use event_core::{VcoreId, send_event};
+//!
+//! let host = ToyHost::new();
+//! // The process: a queue that spams its messages to public VCPD
+//! // mailboxes (vcore 1 preferred) and interrupts the vcore.
+//! let (q, queue) = host.alloc::<EventQueue>();
+//! let v1 = VcoreId::new(1).unwrap();
+//! setup::init_evq(queue, UserAddr::NULL, EvqFlags::SPAM_PUBLIC | EvqFlags::IPI, v1).unwrap();
+//! // The kernel sends.
+//! send_event(&host, q, &EventMsg::new(7).with_arg2(99), VcoreId::ZERO).unwrap();
+//! assert_eq!(host.ipis(), [1]);
+//! // Vcore 1, interrupted, handles its events.
+//! let rx = host.receiver();
+//! rx.handlers().register(7, |_, v, msg, _| assert_eq!((v.get(), msg.ev_arg2), (1, 99)), 0).unwrap();
+//! assert_eq!(rx.handle_events(v1), 1);
+//! ```
+//!
 //! # One dependency
 //!
 //! A kernel depends on `event-core` alone: the ABI types are re-exported

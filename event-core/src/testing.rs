@@ -6,18 +6,27 @@
 //! - [`check_host`]: a conformance check a kernel author runs against their
 //!   own [`ProcOps`] (in a std test build of their host, or a hosted
 //!   simulation of it), reporting in words what is wrong.
+//! - [`ToyHost`]: the smallest complete host, for doctests and first
+//!   experiments (no threads: nothing runs the vcores unless you do).
 
 use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::string::String;
 use std::vec::Vec;
 
-use vcpd_abi::sync::{AtomicU64, Ordering};
-use vcpd_abi::{MAX_NUM_VCORES, PAGE_SIZE, UserAddr};
+use core::ptr::NonNull;
+use std::sync::Mutex;
+use std::sync::atomic::AtomicUsize;
 
-use crate::host::ProcOps;
-use crate::ids::PcoreId;
-use crate::vcores::VcoreLists;
+use vcpd_abi::arena::UserArena;
+use vcpd_abi::sync::{AtomicU64, Ordering};
+use vcpd_abi::{MAX_NUM_VCORES, PAGE_SIZE, ProcDataN, SharedMem, UserAddr, UserMemory};
+
+use crate::host::{ProcDataRef, ProcEvents, ProcOps};
+use crate::ids::{PcoreId, VcoreId};
+use crate::recv::setup::MboxKind;
+use crate::recv::{HandlerTable, Receiver, VcoreRuntime};
+use crate::vcores::{ProcKind, VcoreLists, VcoreSet};
 
 /// A distinct index for each thread that asks, stable for the thread's
 /// life: a [`VcoreSet`](crate::VcoreSet)'s `cpu_index` for hosts whose
@@ -81,7 +90,6 @@ impl fmt::Display for HostReport {
 /// `pcore` a core id the host understands. The check writes into `user`.
 ///
 /// ```
-/// # #[cfg(feature = "testing")] {
 /// // A host that accepts everything fails loudly:
 /// # use core::ptr::NonNull;
 /// # use event_core::{PcoreId, ProcDataRef, ProcEvents, ProcOps, VcoreSet};
@@ -110,7 +118,6 @@ impl fmt::Display for HostReport {
 /// let report = check_host(&host, range, PcoreId::new(0));
 /// assert!(!report.is_ok());
 /// assert!(report.to_string().contains("null"), "{report}");
-/// # }
 /// ```
 pub fn check_host<P: ProcOps>(
     host: &P,
@@ -242,4 +249,160 @@ pub fn check_host<P: ProcOps>(
         format!("procdata() has {nvcpd} VCPDs for {max} vcores")
     });
     r
+}
+
+/// Vcores of a [`ToyHost`].
+pub const TOY_VCORES: usize = 4;
+
+/// The smallest complete host: one MCP with [`TOY_VCORES`] vcores, all
+/// granted (vcore `v` on pcore `v`), UCQ VCPD mailboxes, its memory a
+/// guarded arena. It records interrupts and wakeups instead of acting on
+/// them; nothing runs vcore code unless the caller does (with
+/// [`receiver`](Self::receiver)).
+///
+/// ```
+/// use event_core::abi::{EventMsg, EventQueue, EvqFlags, UserAddr};
+/// use event_core::recv::setup;
+/// use event_core::testing::ToyHost;
+/// use event_core::{VcoreId, send_event};
+///
+/// let host = ToyHost::new();
+/// let (q, queue) = host.alloc::<EventQueue>();
+/// setup::init_evq(queue, UserAddr::NULL, EvqFlags::IPI, VcoreId::ZERO).unwrap();
+/// send_event(&host, q, &EventMsg::new(7), VcoreId::ZERO).unwrap();
+/// assert_eq!(host.ipis(), [0], "vcore 0 runs on pcore 0");
+/// ```
+#[derive(Debug)]
+pub struct ToyHost {
+    arena: UserArena,
+    procdata: usize,
+    events: ProcEvents<VcoreSet<TOY_VCORES>>,
+    ipis: Mutex<std::vec::Vec<u32>>,
+    runnable: AtomicUsize,
+    handlers: HandlerTable<ToyHost>,
+}
+
+impl Default for ToyHost {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ToyHost {
+    /// A running MCP: every vcore granted, its mailboxes set up, and
+    /// `CAN_RCV_MSG` advertised (as `vcore_online` would).
+    pub fn new() -> Self {
+        let arena = UserArena::new(8 << 20);
+        let procdata = arena
+            .alloc(size_of::<ProcDataN<TOY_VCORES>>(), PAGE_SIZE)
+            .expect("the arena has room for procdata");
+        let host = Self {
+            arena,
+            procdata,
+            events: ProcEvents::new(VcoreSet::new(
+                ProcKind::Mcp,
+                TOY_VCORES as u32,
+                thread_cpu_index,
+            )),
+            ipis: Mutex::new(std::vec::Vec::new()),
+            runnable: AtomicUsize::new(0),
+            handlers: HandlerTable::new(),
+        };
+        let rx = host.receiver();
+        for v in (0..TOY_VCORES as u32).filter_map(VcoreId::new) {
+            rx.init_vcpd_mboxes(v, MboxKind::Ucq, MboxKind::Ucq)
+                .expect("the arena has pages for the VCPD mailboxes");
+            let run = host
+                .events
+                .vcores()
+                .grant(PcoreId::new(v.get()))
+                .expect("an inactive vcore is left");
+            debug_assert_eq!(run.vcore, v);
+            rx.vcpd(v)
+                .set_flags(vcpd_abi::VcpdFlags::CAN_RCV_MSG, Ordering::SeqCst);
+        }
+        host
+    }
+
+    /// Allocates a zeroed `T` in the process's memory: its user address and
+    /// the process's reference to it.
+    ///
+    /// # Panics
+    /// If the arena is full.
+    pub fn alloc<T: SharedMem>(&self) -> (UserAddr<T>, &T) {
+        let r = self.arena.alloc_zeroed::<T>().expect("arena full");
+        (UserAddr::new((r as *const T).expose_provenance()), r)
+    }
+
+    /// The process's procdata.
+    pub fn procdata_ref(&self) -> &ProcDataN<TOY_VCORES> {
+        UserAddr::new(self.procdata)
+            .check(&self.arena)
+            .expect("procdata is in the arena")
+    }
+
+    /// The process's handler table (used by [`receiver`](Self::receiver)).
+    pub fn handlers(&self) -> &HandlerTable<ToyHost> {
+        &self.handlers
+    }
+
+    /// A receiver, as the process's vcore code would use.
+    pub fn receiver(&self) -> Receiver<'_, ToyHost> {
+        // SAFETY: everything reachable from procdata is set up through
+        // `setup` in the arena, which lives as long as the host.
+        unsafe { Receiver::new(self.procdata_ref(), &self.handlers, self) }
+    }
+
+    /// The pcores interrupted so far (and forgets them).
+    pub fn ipis(&self) -> std::vec::Vec<u32> {
+        core::mem::take(&mut *self.ipis.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// How many times the process was made runnable (WAKEUP).
+    pub fn runnable_calls(&self) -> usize {
+        self.runnable.load(Ordering::Relaxed)
+    }
+
+    /// The process's memory.
+    pub fn arena(&self) -> &UserArena {
+        &self.arena
+    }
+}
+
+// SAFETY: forwards to the arena, which keeps the contract.
+unsafe impl UserMemory for ToyHost {
+    fn translate(&self, addr: usize, len: usize) -> Option<NonNull<u8>> {
+        self.arena.translate(addr, len)
+    }
+}
+
+impl ProcOps for ToyHost {
+    type Vcores = VcoreSet<TOY_VCORES>;
+    fn events(&self) -> &ProcEvents<VcoreSet<TOY_VCORES>> {
+        &self.events
+    }
+    fn procdata(&self) -> ProcDataRef<'_> {
+        self.procdata_ref().into()
+    }
+    fn alloc_user_page(&self) -> Option<usize> {
+        self.arena.alloc_page()
+    }
+    fn ipi(&self, pcore: PcoreId) {
+        self.ipis
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(pcore.get());
+    }
+    fn make_runnable(&self) {
+        self.runnable.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+impl VcoreRuntime for ToyHost {
+    fn alloc_page(&self) -> Option<usize> {
+        self.arena.alloc_page()
+    }
+    fn free_page(&self, page: usize) {
+        self.arena.free_page(page);
+    }
 }

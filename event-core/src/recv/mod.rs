@@ -184,6 +184,21 @@ impl<'a, R: VcoreRuntime> Receiver<'a, R> {
 
     /// The vcore's event entry: clear `notif_pending`, then drain the
     /// private and the public VCPD mailbox. Returns messages handled.
+    ///
+    /// ```
+    /// use event_core::abi::{EventMsg, EvqFlags};
+    /// use event_core::testing::ToyHost;
+    /// use event_core::{VcoreId, post_vcore_event};
+    ///
+    /// let host = ToyHost::new();
+    /// let v = VcoreId::new(1).unwrap();
+    /// post_vcore_event(&host, &EventMsg::new(3), v, EvqFlags::empty()).unwrap();
+    /// post_vcore_event(&host, &EventMsg::new(3), v, EvqFlags::VCORE_PRIVATE).unwrap();
+    /// let rx = host.receiver();
+    /// rx.handlers().register(3, |_, _, _, _| {}, 0).unwrap();
+    /// assert_eq!(rx.handle_events(v), 2); // private, then public
+    /// assert_eq!(rx.handle_events(v), 0);
+    /// ```
     pub fn handle_events(&self, vcoreid: VcoreId) -> usize {
         let vcpd = self.vcpd(vcoreid);
         // A swap, not a store, and no fence: every write of this flag (the
@@ -201,6 +216,18 @@ impl<'a, R: VcoreRuntime> Receiver<'a, R> {
     /// Drains another vcore's public mailbox (preemption recovery: its
     /// owner is not running, and spammed messages must not wait for it).
     /// Returns messages handled.
+    ///
+    /// ```
+    /// use event_core::abi::{EventMsg, EvqFlags};
+    /// use event_core::testing::ToyHost;
+    /// use event_core::{VcoreId, post_vcore_event};
+    ///
+    /// let host = ToyHost::new();
+    /// let (me, away) = (VcoreId::ZERO, VcoreId::new(3).unwrap());
+    /// post_vcore_event(&host, &EventMsg::new(8), away, EvqFlags::empty()).unwrap();
+    /// // Vcore 3 is preempted; vcore 0 handles its public mailbox.
+    /// assert_eq!(host.receiver().recover_public_mbox(me, away), 1);
+    /// ```
     pub fn recover_public_mbox(&self, my_vcoreid: VcoreId, other: VcoreId) -> usize {
         self.handle_mbox(my_vcoreid, &self.vcpd(other).ev_mbox_public)
     }
