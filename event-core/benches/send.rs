@@ -43,9 +43,22 @@ fn big_ucq(p: &MockProc, flags: EvqFlags) -> UserAddr<EventQueue> {
 
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
+    // SEND_BENCH_ONLY=<k>: time only mode k (and the bare post), e.g. to
+    // profile one mode under callgrind.
+    let only: Option<usize> = std::env::var("SEND_BENCH_ONLY")
+        .ok()
+        .and_then(|v| v.parse().ok());
     let rounds = if quick { 30 } else { 300 };
     let p = MockProc::new();
     p.record_ipis.store(false, Ordering::Relaxed);
+    // Touch every page now: the host OS's first-touch page faults are not
+    // part of a send (a kernel's user pages are already mapped).
+    // (An atomic no-op write: it faults the page in and keeps what is there.)
+    for page in p.arena.user_range().step_by(vcpd_abi::PAGE_SIZE) {
+        if let Some(b) = UserAddr::<vcpd_abi::sync::AtomicU8>::new(page).check(&p.arena) {
+            b.fetch_or(0, Ordering::Relaxed);
+        }
+    }
     let handlers = HandlerTable::new();
     let rx = p.receiver(&handlers);
     let bare_q = big_ucq(&p, EvqFlags::empty());
@@ -114,6 +127,9 @@ fn main() {
         while ucq::try_recv(bare_ucq, &Consumer(&p)).is_some() {}
         drain_all(&p);
         for (k, mode) in modes.iter_mut().enumerate() {
+            if only.is_some_and(|o| o != k) {
+                continue;
+            }
             let fallback = k == 4;
             if fallback {
                 // WAITING, the chosen vcore not receptive: every send takes
