@@ -68,7 +68,10 @@ fn main() {
         r(&c.waits),
         r(&c.starts),
     );
-    println!("BENCH scale\tsends per second (64 vcores)\t{:.0}", messages as f64 / secs);
+    println!(
+        "BENCH scale\tsends per second (64 vcores)\t{:.0}",
+        messages as f64 / secs
+    );
     println!(
         "BENCH scale\tlocked-fallback share\t{:.4}",
         fallback as f64 / spams.max(1) as f64
