@@ -31,7 +31,7 @@
 //!
 //! A kernel keeps a [`ProcEvents`] in each process and implements
 //! [`ProcOps`] (see `examples/hello_host.rs` for a complete std host);
-//! [`testing::ToyHost`] is the smallest one:
+//! `testing::ToyHost` (feature `testing`) is the smallest one:
 //!
 //! ```
 //! use event_core::abi::{EventMsg, EventQueue, EvqFlags, UserAddr};
@@ -65,7 +65,7 @@
 //! |---|---|---|
 //! | `kernel` | the send side ([`send_event`] …), [`ProcOps`], [`vcores`], [`stats`] | yes |
 //! | `process` | the receive side, [`recv`] | yes |
-//! | `testing` | [`testing`]: std-only helpers for hosts whose "CPUs" are threads (implies `std`) | no |
+//! | `testing` | `testing`: std-only helpers for hosts whose "CPUs" are threads (implies `std`) | no |
 //! | `std` | nothing of its own; lets the mailbox crates use std in their test support | no |
 //!
 //! A kernel that never runs process code may use `default-features = false,

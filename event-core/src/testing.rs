@@ -29,7 +29,7 @@ use crate::recv::{HandlerTable, Receiver, VcoreRuntime};
 use crate::vcores::{ProcKind, VcoreLists, VcoreSet};
 
 /// A distinct index for each thread that asks, stable for the thread's
-/// life: a [`VcoreSet`](crate::VcoreSet)'s `cpu_index` for hosts whose
+/// life: a [`VcoreSet`]'s `cpu_index` for hosts whose
 /// "CPUs" are threads (under loom, model threads).
 pub fn thread_cpu_index() -> usize {
     use std::sync::atomic::{AtomicUsize, Ordering};
