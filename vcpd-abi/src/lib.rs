@@ -64,7 +64,9 @@ pub use ucq::{
 };
 pub use ulock::UserLock;
 pub use umem::{SharedMem, UserMemory, UserMemoryExt};
-pub use vcpd::{AncillaryState, HwTrapframe, SwTrapframe, UserContext, Vcpd, VmTrapframe};
+pub use vcpd::{
+    AncillaryState, HwTrapframe, SwTrapframe, Trapframe, UserContext, Vcpd, VmTrapframe, XsaveArea,
+};
 
 /// Compile-time layout checks: sizes and offsets of the x86_64 C ABI.
 #[cfg(not(loom))]
@@ -156,26 +158,31 @@ mod layout {
     const_assert_eq!(size_of::<UserContext>(), 216);
     const_assert_eq!(offset_of!(UserContext, tf), 8);
     const_assert_eq!(align_of::<AncillaryState>(), 64);
-    const_assert_eq!(size_of::<AncillaryState>(), 2752);
+    const_assert_eq!(size_of::<AncillaryState>(), 2688);
+    const_assert_eq!(size_of::<XsaveArea>(), 2688);
+    const_assert_eq!(offset_of!(XsaveArea, xstate_bv), 512);
+    const_assert_eq!(offset_of!(XsaveArea, reserv6), 528);
+    const_assert_eq!(offset_of!(XsaveArea, extended_region), 544);
 
+    // gcc's `struct preempt_data` (vcpd-abi/tests/gcc_layout/).
     const_assert_eq!(offset_of!(Vcpd, vcore_ctx), 0);
     const_assert_eq!(offset_of!(Vcpd, preempt_anc), 256);
-    const_assert_eq!(offset_of!(Vcpd, uthread_ctx), 3008);
-    const_assert_eq!(offset_of!(Vcpd, vcore_entry), 3224);
-    const_assert_eq!(offset_of!(Vcpd, vcore_stack), 3232);
-    const_assert_eq!(offset_of!(Vcpd, vcore_tls_desc), 3240);
-    const_assert_eq!(offset_of!(Vcpd, flags), 3248);
-    const_assert_eq!(offset_of!(Vcpd, rflags), 3256);
-    const_assert_eq!(offset_of!(Vcpd, notif_disabled), 3260);
-    const_assert_eq!(offset_of!(Vcpd, notif_pending), 3261);
-    const_assert_eq!(offset_of!(Vcpd, ev_mbox_public), 3264);
-    const_assert_eq!(offset_of!(Vcpd, ev_mbox_private), 3344);
-    const_assert_eq!(size_of::<Vcpd>(), 3456);
+    const_assert_eq!(offset_of!(Vcpd, uthread_ctx), 2944);
+    const_assert_eq!(offset_of!(Vcpd, vcore_entry), 3160);
+    const_assert_eq!(offset_of!(Vcpd, vcore_stack), 3168);
+    const_assert_eq!(offset_of!(Vcpd, vcore_tls_desc), 3176);
+    const_assert_eq!(offset_of!(Vcpd, flags), 3184);
+    const_assert_eq!(offset_of!(Vcpd, rflags), 3192);
+    const_assert_eq!(offset_of!(Vcpd, notif_disabled), 3196);
+    const_assert_eq!(offset_of!(Vcpd, notif_pending), 3197);
+    const_assert_eq!(offset_of!(Vcpd, ev_mbox_public), 3200);
+    const_assert_eq!(offset_of!(Vcpd, ev_mbox_private), 3280);
+    const_assert_eq!(size_of::<Vcpd>(), 3392);
     const_assert_eq!(align_of::<Vcpd>(), 64);
 
     const_assert_eq!(MAX_NR_EVENT, 50);
     const_assert_eq!(offset_of!(ProcData, kernel_evts), 0);
     const_assert_eq!(offset_of!(ProcData, vcpd), 448);
-    const_assert_eq!(size_of::<ProcData>(), 448 + MAX_NUM_VCORES * 3456);
+    const_assert_eq!(size_of::<ProcData>(), 448 + MAX_NUM_VCORES * 3392);
     const_assert_eq!(size_of::<AtomicUsize>(), 8);
 }

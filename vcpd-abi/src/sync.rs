@@ -83,27 +83,10 @@ impl fmt::Debug for SharedBool {
     }
 }
 
-/// Plain-old-data: every bit pattern is a valid value.
-///
-/// # Safety
-/// Implementors must be `Copy` types for which every initialised bit pattern
-/// of `size_of::<Self>()` bytes is a valid value (integers, arrays of them,
-/// `repr(C)` structs and unions of them). [`Racy`] relies on this: the other
-/// party may write any bytes, and reads must still produce a valid value.
-pub unsafe trait Pod: Copy + 'static {}
-
-// SAFETY: integers accept every bit pattern.
-unsafe impl Pod for u8 {}
-// SAFETY: integers accept every bit pattern.
-unsafe impl Pod for u16 {}
-// SAFETY: integers accept every bit pattern.
-unsafe impl Pod for u32 {}
-// SAFETY: integers accept every bit pattern.
-unsafe impl Pod for u64 {}
-// SAFETY: integers accept every bit pattern.
-unsafe impl Pod for usize {}
-// SAFETY: an array of Pod values is Pod.
-unsafe impl<T: Pod, const N: usize> Pod for [T; N] {}
+/// Plain-old-data: every bit pattern is a valid value and no byte is
+/// padding. `bytemuck`'s derive checks both at compile time, so [`Racy`]
+/// needs no hand-written `unsafe impl` per register layout.
+pub use bytemuck::Pod;
 
 #[cfg(not(loom))]
 type Cell<T> = core::cell::UnsafeCell<T>;
@@ -115,6 +98,8 @@ type Cell<T> = loom::cell::UnsafeCell<T>;
 ///
 /// Reads may observe a torn value if the other party writes concurrently;
 /// because `T: Pod`, a torn value is still a valid `T`, just meaningless.
+/// (`Pod` also rules out padding, so a write never copies uninitialised
+/// bytes into memory the other party reads.)
 #[cfg_attr(not(loom), repr(transparent))]
 pub struct Racy<T: Pod>(Cell<T>);
 
