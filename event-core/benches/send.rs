@@ -104,7 +104,10 @@ fn main() {
             ucq::send(bare_ucq, &EventMsg::new(9).with_arg2(i as u32), &p, &stats).unwrap();
         }
         bare += t.elapsed();
-        while ucq::try_recv(bare_ucq, &Consumer(&p)).is_some() {}
+        // SAFETY: the queue was set up by `big_evq` in the test process's
+        // arena, which `p` keeps alive.
+        let bare = unsafe { ucq::Consumer::new(bare_ucq) };
+        while bare.try_recv(&Consumer(&p)).is_some() {}
         drain_all(&p);
         for (k, mode) in modes.iter_mut().enumerate() {
             let fallback = k == 4;

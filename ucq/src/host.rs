@@ -43,4 +43,12 @@ pub trait ConsumerHost {
 
     /// Takes back a page the queue no longer needs (unmap or recycle it).
     fn free_page(&self, page: usize);
+
+    /// The vcore this consumer runs on, recorded as the holder of the
+    /// consumers' lock (`u_lock`, Akaros's `spin_pdr_lock` encoding) so a
+    /// waiter can tell whom it waits for. Must not be `0xffffffff` (the
+    /// unlocked value). Default: 0.
+    fn vcore_id(&self) -> u32 {
+        0
+    }
 }

@@ -33,7 +33,9 @@ impl Setup {
     fn init(&self) -> (usize, usize) {
         let a = self.host.alloc_user_page().unwrap();
         let b = self.host.alloc_user_page().unwrap();
-        ucq::init(self.ucq(), a, b).unwrap();
+        // SAFETY: two distinct fresh pages of the arena, the simulated
+        // process's own memory, which outlives the queue.
+        unsafe { ucq::init(self.ucq(), a, b) }.unwrap();
         (a, b)
     }
 
@@ -42,7 +44,14 @@ impl Setup {
     }
 
     fn recv(&self) -> Option<EventMsg> {
-        ucq::try_recv(self.ucq(), &self.host)
+        self.cons().try_recv(&self.host)
+    }
+
+    fn cons(&self) -> ucq::Consumer<'_> {
+        // SAFETY: the queue and every page it names live in the arena (the
+        // simulated process's own memory), which lives as long as `self`;
+        // pages leave it only through the consumer's `free_page`.
+        unsafe { ucq::Consumer::new(self.ucq()) }
     }
 
     fn page(&self, addr: usize) -> &UcqPage {
@@ -70,12 +79,11 @@ fn uninitialised_queue_drops_and_counts() {
 fn init_rejects_bad_pages() {
     let s = Setup::new();
     let p = s.host.alloc_user_page().unwrap();
-    assert_eq!(ucq::init(s.ucq(), 0, p), Err(ucq::InitError::BadPage(0)));
-    assert_eq!(
-        ucq::init(s.ucq(), p + 8, p),
-        Err(ucq::InitError::BadPage(p + 8))
-    );
-    assert_eq!(ucq::init(s.ucq(), p, p), Err(ucq::InitError::SamePage));
+    // SAFETY: refused before anything is stored (what the test checks).
+    let init = |a, b| unsafe { ucq::init(s.ucq(), a, b) }.err();
+    assert_eq!(init(0, p), Some(ucq::InitError::BadPage(0)));
+    assert_eq!(init(p + 8, p), Some(ucq::InitError::BadPage(p + 8)));
+    assert_eq!(init(p, p), Some(ucq::InitError::SamePage));
     assert!(!s.ucq().ucq_ready.load(Ordering::Relaxed));
 }
 
@@ -266,7 +274,8 @@ fn out_of_pages_drops_and_counts() {
         host.alloc_user_page().unwrap(),
         host.alloc_user_page().unwrap(),
     );
-    ucq::init(q, a, b).unwrap();
+    // SAFETY: two fresh arena pages; the arena outlives the queue.
+    let cons = unsafe { ucq::init(q, a, b) }.unwrap();
     let stats = UcqStats::new();
     // Fill the first page and the spare; the third page cannot be allocated.
     for i in 0..2 * NR_MSG_PER_PAGE as u64 {
@@ -285,7 +294,7 @@ fn out_of_pages_drops_and_counts() {
     // Draining frees nothing (both pages are the queue's own) but the queue
     // stays usable: after the consumer recycles a page, sends succeed again.
     for i in 0..NR_MSG_PER_PAGE as u64 + 1 {
-        assert_eq!(ucq::try_recv(q, &host), Some(msg(i)));
+        assert_eq!(cons.try_recv(&host), Some(msg(i)));
     }
     ucq::send(q, &msg(77), &host, &stats).unwrap();
 }
@@ -295,18 +304,18 @@ fn batch_receive_stops_at_prod_idx_page_end_and_buffer() {
     let s = Setup::new();
     let (first, _) = s.init();
     let mut out = [EventMsg::default(); 8];
-    assert_eq!(ucq::try_recv_batch(s.ucq(), &s.host, &mut out), 0, "empty");
+    assert_eq!(s.cons().try_recv_batch(&s.host, &mut out), 0, "empty");
     for i in 0..5 {
         s.send(i).unwrap();
     }
     assert_eq!(
-        ucq::try_recv_batch(s.ucq(), &s.host, &mut out[..3]),
+        s.cons().try_recv_batch(&s.host, &mut out[..3]),
         3,
         "buffer bound"
     );
     assert_eq!(&out[..3], &[msg(0), msg(1), msg(2)]);
     assert_eq!(
-        ucq::try_recv_batch(s.ucq(), &s.host, &mut out),
+        s.cons().try_recv_batch(&s.host, &mut out),
         2,
         "prod_idx bound"
     );
@@ -319,7 +328,7 @@ fn batch_receive_stops_at_prod_idx_page_end_and_buffer() {
     let mut got = vec![];
     let mut sizes = vec![];
     loop {
-        let n = ucq::try_recv_batch(s.ucq(), &s.host, &mut out);
+        let n = s.cons().try_recv_batch(&s.host, &mut out);
         if n == 0 {
             break;
         }
@@ -337,7 +346,7 @@ fn batch_receive_stops_at_prod_idx_page_end_and_buffer() {
     );
     assert_eq!(*sizes.last().unwrap(), 4);
     assert_eq!(
-        ucq::try_recv_batch(s.ucq(), &s.host, &mut []),
+        s.cons().try_recv_batch(&s.host, &mut []),
         0,
         "no room, no claim"
     );

@@ -62,7 +62,7 @@ pub use sync::{Pod, Racy, SharedBool};
 pub use ucq::{
     MsgContainer, NR_MSG_PER_PAGE, PAGE_SIZE, Slot, Ucq, UcqPage, UcqPageHeader, slot_is_good,
 };
-pub use ulock::UserLock;
+pub use ulock::{ULOCK_UNLOCKED, UserLock};
 pub use umem::{SharedMem, UserMemory, UserMemoryExt};
 pub use vcpd::{
     AncillaryState, HwTrapframe, SwTrapframe, Trapframe, UserContext, Vcpd, VmTrapframe, XsaveArea,

@@ -159,3 +159,82 @@ impl<T: Pod> fmt::Debug for Racy<T> {
         f.write_str("Racy(..)")
     }
 }
+
+/// Under loom: memory that must not be touched. A model's host calls
+/// [`poison::free`] where a real host would unmap a page, and consumer code
+/// calls [`poison::keep_out`] on a page it hands back to the producer (a
+/// recycled UCQ page, until consumers follow a link to it again). Consumer
+/// code that follows trusted addresses calls [`poison::check`] before
+/// touching them, so an access after free (or to a page no claim covers)
+/// fails the model instead of reading a still-allocated `Box`, which plain
+/// loom would let pass. The registry is per loom execution.
+#[cfg(loom)]
+extern crate std;
+
+#[cfg(loom)]
+pub mod poison {
+    use std::sync::Mutex;
+    use std::vec::Vec;
+
+    #[derive(Clone, Copy, PartialEq, Eq)]
+    enum Why {
+        Freed,
+        KeptOut,
+    }
+
+    loom::lazy_static! {
+        static ref POISONED: Mutex<Vec<(usize, usize, Why)>> = Mutex::new(Vec::new());
+    }
+
+    fn overlaps(a: (usize, usize), b: (usize, usize)) -> bool {
+        a.0 < b.0.saturating_add(b.1) && b.0 < a.0.saturating_add(a.1)
+    }
+
+    fn find(addr: usize, len: usize, why: Option<Why>) -> bool {
+        POISONED
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|&(a, l, w)| overlaps((a, l), (addr, len)) && why.is_none_or(|y| y == w))
+    }
+
+    /// Marks `[addr, addr + len)` freed (unmapped by the host).
+    pub fn free(addr: usize, len: usize) {
+        POISONED.lock().unwrap().push((addr, len, Why::Freed));
+    }
+
+    /// Marks `[addr, addr + len)` out of bounds for consumers.
+    pub fn keep_out(addr: usize, len: usize) {
+        POISONED.lock().unwrap().push((addr, len, Why::KeptOut));
+    }
+
+    /// Lifts [`keep_out`] from `[addr, addr + len)` (freed stays freed).
+    pub fn let_in(addr: usize, len: usize) {
+        POISONED
+            .lock()
+            .unwrap()
+            .retain(|&(a, l, w)| w == Why::Freed || !overlaps((a, l), (addr, len)));
+    }
+
+    /// Whether any byte of `[addr, addr + len)` was freed.
+    pub fn is_freed(addr: usize, len: usize) -> bool {
+        find(addr, len, Some(Why::Freed))
+    }
+
+    /// Fails the model if any byte of `[addr, addr + len)` was freed or is
+    /// kept out.
+    ///
+    /// # Panics
+    /// On such an access.
+    pub fn check(addr: usize, len: usize) {
+        assert!(
+            !find(addr, len, Some(Why::Freed)),
+            "access after free: {addr:#x}..{:#x}",
+            addr.wrapping_add(len)
+        );
+        assert!(
+            !find(addr, len, Some(Why::KeptOut)),
+            "consumer touched a page it holds no claim on: {addr:#x}"
+        );
+    }
+}

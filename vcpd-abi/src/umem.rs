@@ -70,6 +70,27 @@ pub trait UserMemoryExt: UserMemory {
         Some(unsafe { p.cast::<T>().as_ref() })
     }
 
+    /// The `n` `T`s at user address `addr` as one slice, checked as a whole
+    /// once (so an index into it needs no further check), or `None` if the
+    /// address is null or misaligned, `n` is zero, the size overflows, or
+    /// the range is not entirely writable user memory.
+    #[inline]
+    fn user_slice<T: SharedMem>(&self, addr: usize, n: usize) -> Option<&[T]> {
+        if addr == 0 || n == 0 || addr % align_of::<T>() != 0 {
+            return None;
+        }
+        let len = n.checked_mul(size_of::<T>())?;
+        let p = self.translate(addr, len)?;
+        if p.as_ptr() as usize % align_of::<T>() != 0 {
+            return None;
+        }
+        // SAFETY: `translate` promised `len` = `n * size_of::<T>()` valid
+        // bytes for the lifetime of `&self`; the pointer is aligned (checked
+        // above); `T: SharedMem` makes shared references sound under the
+        // process's concurrent writes and valid for any bytes.
+        Some(unsafe { core::slice::from_raw_parts(p.cast::<T>().as_ptr(), n) })
+    }
+
     /// A reference to element `index` of an array of `T` at user address
     /// `base`. Overflowing address arithmetic yields `None`, not a wrap.
     #[inline]

@@ -111,9 +111,21 @@ fn rust_layout() -> Vec<(&'static str, &'static str, usize)> {
     let m = EventMbox::new();
     let base = &m as *const EventMbox as usize;
     layout!("event_mbox": EventMbox { "type" => mbox_type });
-    rows.push(("event_mbox", "ucq", m.as_ucq() as *const Ucq as usize - base));
-    rows.push(("event_mbox", "evbm", m.as_evbitmap() as *const EvBitmap as usize - base));
-    rows.push(("event_mbox", "ceq", m.as_ceq() as *const Ceq as usize - base));
+    rows.push((
+        "event_mbox",
+        "ucq",
+        m.as_ucq() as *const Ucq as usize - base,
+    ));
+    rows.push((
+        "event_mbox",
+        "evbm",
+        m.as_evbitmap() as *const EvBitmap as usize - base,
+    ));
+    rows.push((
+        "event_mbox",
+        "ceq",
+        m.as_ceq() as *const Ceq as usize - base,
+    ));
     layout!("event_queue": EventQueue {
         "ev_mbox" => ev_mbox, "ev_flags" => ev_flags, "ev_alert_pending" => ev_alert_pending,
         "ev_vcore" => ev_vcore, "ev_handler" => ev_handler, "ev_udata" => ev_udata,
@@ -122,13 +134,41 @@ fn rust_layout() -> Vec<(&'static str, &'static str, usize)> {
     let q = offset_of!(EventQueueBig, evq);
     rows.push(("event_queue_big", "#size", size_of::<EventQueueBig>()));
     rows.push(("event_queue_big", "#align", align_of::<EventQueueBig>()));
-    rows.push(("event_queue_big", "ev_mbox", q + offset_of!(EventQueue, ev_mbox)));
-    rows.push(("event_queue_big", "ev_flags", q + offset_of!(EventQueue, ev_flags)));
-    rows.push(("event_queue_big", "ev_alert_pending", q + offset_of!(EventQueue, ev_alert_pending)));
-    rows.push(("event_queue_big", "ev_vcore", q + offset_of!(EventQueue, ev_vcore)));
-    rows.push(("event_queue_big", "ev_handler", q + offset_of!(EventQueue, ev_handler)));
-    rows.push(("event_queue_big", "ev_udata", q + offset_of!(EventQueue, ev_udata)));
-    rows.push(("event_queue_big", "ev_imbox", offset_of!(EventQueueBig, ev_imbox)));
+    rows.push((
+        "event_queue_big",
+        "ev_mbox",
+        q + offset_of!(EventQueue, ev_mbox),
+    ));
+    rows.push((
+        "event_queue_big",
+        "ev_flags",
+        q + offset_of!(EventQueue, ev_flags),
+    ));
+    rows.push((
+        "event_queue_big",
+        "ev_alert_pending",
+        q + offset_of!(EventQueue, ev_alert_pending),
+    ));
+    rows.push((
+        "event_queue_big",
+        "ev_vcore",
+        q + offset_of!(EventQueue, ev_vcore),
+    ));
+    rows.push((
+        "event_queue_big",
+        "ev_handler",
+        q + offset_of!(EventQueue, ev_handler),
+    ));
+    rows.push((
+        "event_queue_big",
+        "ev_udata",
+        q + offset_of!(EventQueue, ev_udata),
+    ));
+    rows.push((
+        "event_queue_big",
+        "ev_imbox",
+        offset_of!(EventQueueBig, ev_imbox),
+    ));
     layout!("preempt_data": Vcpd {
         "vcore_ctx" => vcore_ctx, "preempt_anc" => preempt_anc, "uthread_ctx" => uthread_ctx,
         "vcore_entry" => vcore_entry, "vcore_stack" => vcore_stack,
@@ -162,7 +202,11 @@ fn every_offset_matches_gcc() {
             wrong.push(format!("{ty}.{field}: Rust {r}, not in gcc's table"));
         }
     }
-    assert!(wrong.is_empty(), "layout differs from gcc's:\n{}", wrong.join("\n"));
+    assert!(
+        wrong.is_empty(),
+        "layout differs from gcc's:\n{}",
+        wrong.join("\n")
+    );
     assert_eq!(rust.len(), gcc::GCC_LAYOUT.len(), "duplicate rows");
 }
 

@@ -117,8 +117,10 @@ impl<'a, R: VcoreRuntime> Receiver<'a, R> {
     /// Takes one message from any type of mailbox.
     pub fn extract_one(&self, mbox: &EventMbox) -> Option<EventMsg> {
         match mbox.body() {
-            Ok(MboxRef::Ucq(u)) => ucq::try_recv(u, &Adapt(self.rt)),
-            Ok(MboxRef::Ceq(c)) => ceq::try_recv(c, &Adapt(self.rt)),
+            // SAFETY: see `own_mbox` (the process's own mailbox).
+            Ok(MboxRef::Ucq(u)) => unsafe { ucq::Consumer::new(u) }.try_recv(&Adapt(self.rt)),
+            // SAFETY: as above.
+            Ok(MboxRef::Ceq(c)) => unsafe { ceq::Consumer::new(c) }.try_recv(&Adapt(self.rt)),
             Ok(MboxRef::Bitmap(b)) => evbitmap::try_recv(b),
             Err(_) => None,
         }
@@ -148,7 +150,9 @@ impl<'a, R: VcoreRuntime> Receiver<'a, R> {
         if let Ok(MboxRef::Ucq(u)) = mbox.body() {
             let mut batch = [EventMsg::default(); DRAIN_BATCH];
             loop {
-                let got = ucq::try_recv_batch(u, &Adapt(self.rt), &mut batch);
+                // SAFETY: see `own_mbox` (the process's own mailbox).
+                let got =
+                    unsafe { ucq::Consumer::new(u) }.try_recv_batch(&Adapt(self.rt), &mut batch);
                 if got == 0 {
                     return n;
                 }
@@ -245,6 +249,14 @@ pub(crate) fn handle_indir<R: VcoreRuntime>(
     fence(Ordering::SeqCst);
     rx.handle_event_q(vcoreid, ev_q);
 }
+
+// own_mbox: the mailbox consumers above (`ucq::Consumer::new`,
+// `ceq::Consumer::new`) require the queue and the pages or arrays it names
+// to be the process's own memory (`vcpd_abi::umem`). The receive side runs
+// in the process whose procdata it was given and only reaches mailboxes in
+// it or in queues it set up (`setup`), as `user_ref` below assumes too.
+// Neither `Receiver::new` nor `setup` carries that promise in its
+// signature yet (issue 10: the receive side's soundness is separate work).
 
 /// A reference to process memory, from a user address found in the
 /// process's own shared structures.

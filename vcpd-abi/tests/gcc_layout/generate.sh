@@ -19,7 +19,7 @@ gcc -std=gnu11 -Wall -Werror -O0 -o "$tmp/layout" akaros_layout.c
     echo "// sizeof / __alignof__; other \"#NAME\" rows are C constants."
     echo ""
     echo "/// gcc's layout of the shared structures."
-    echo "pub const GCC_LAYOUT: &[(&str, &str, usize)] = &["
+    echo "pub(crate) const GCC_LAYOUT: &[(&str, &str, usize)] = &["
     "$tmp/layout"
     echo "];"
 } >offsets.rs

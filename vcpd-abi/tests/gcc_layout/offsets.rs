@@ -8,7 +8,7 @@
 // sizeof / __alignof__; other "#NAME" rows are C constants.
 
 /// gcc's layout of the shared structures.
-pub const GCC_LAYOUT: &[(&str, &str, usize)] = &[
+pub(crate) const GCC_LAYOUT: &[(&str, &str, usize)] = &[
     ("hw_trapframe", "#size", 192),
     ("hw_trapframe", "#align", 8),
     ("hw_trapframe", "tf_gsbase", 0),
