@@ -25,7 +25,7 @@ pub mod stats;
 pub mod arena_host;
 
 pub use consumer::{Consumer, InitError, init, is_empty};
-pub use host::{ConsumerHost, ProducerHost, UcqLocks, UserPageAlloc};
+pub use host::{ConsumerHost, ProducerHost, UCQ_PAGE_BUDGET, UcqLocks, UserPageAlloc};
 pub use locks::HashLocks;
 pub use producer::{SendError, send};
 pub use stats::{UcqStats, UcqStatsSnapshot};

@@ -351,3 +351,84 @@ fn batch_receive_stops_at_prod_idx_page_end_and_buffer() {
         "no room, no claim"
     );
 }
+
+/// A host whose page budget is `budget`, over the arena host.
+struct Budgeted<'a>(&'a ArenaHost, u64);
+
+// SAFETY: forwards to the arena host, which upholds the contract.
+unsafe impl vcpd_abi::UserMemory for Budgeted<'_> {
+    fn translate(&self, addr: usize, len: usize) -> Option<core::ptr::NonNull<u8>> {
+        self.0.translate(addr, len)
+    }
+}
+
+impl UserPageAlloc for Budgeted<'_> {
+    fn alloc_user_page(&self) -> Option<usize> {
+        self.0.alloc_user_page()
+    }
+    fn ucq_page_budget(&self) -> u64 {
+        self.1
+    }
+}
+
+impl ucq::UcqLocks for Budgeted<'_> {
+    fn with_ucq_lock<R>(&self, key: usize, f: impl FnOnce() -> R) -> R {
+        self.0.with_ucq_lock(key, f)
+    }
+}
+
+/// A process that keeps forcing page switches (a bad slot in `prod_idx`,
+/// no spare, its own `nr_extra_pgs` reset to 0) makes the kernel allocate
+/// on every send, until the host's budget is spent: then sends drop with
+/// `PageBudget`, counted, and not one page more is allocated, however long
+/// it keeps going. A page the host sees returned buys one more.
+#[test]
+fn scribbler_cannot_make_the_kernel_allocate_past_the_budget() {
+    let s = Setup::new();
+    let (first, _) = s.init();
+    let host = Budgeted(&s.host, 5);
+    let out_before = s.host.arena.pages_out();
+    let mut page = first;
+    for i in 0..200u64 {
+        let q = s.ucq();
+        q.prod_idx
+            .store(Slot::new(page, NR_MSG_PER_PAGE).0, Ordering::Relaxed);
+        q.spare_pg.store(0, Ordering::Relaxed);
+        q.nr_extra_pgs.store(0, Ordering::Relaxed);
+        match ucq::send(q, &msg(i), &host, &s.stats) {
+            Ok(()) => page = Slot(q.prod_idx.load(Ordering::Relaxed)).page(),
+            Err(e) => assert_eq!(e, SendError::PageBudget, "send {i}"),
+        }
+    }
+    let st = s.stats.snapshot();
+    assert_eq!(st.pages_allocated, 5);
+    assert_eq!(st.pages_held, 5);
+    assert_eq!(st.dropped_page_budget, 195);
+    assert_eq!(
+        s.host.arena.pages_out(),
+        out_before + 5,
+        "no page past the budget"
+    );
+    // The host saw a page come back: exactly one more allocation.
+    s.stats.page_returned();
+    for i in 0..3 {
+        s.ucq()
+            .prod_idx
+            .store(Slot::new(page, NR_MSG_PER_PAGE).0, Ordering::Relaxed);
+        s.ucq().spare_pg.store(0, Ordering::Relaxed);
+        let r = ucq::send(s.ucq(), &msg(i), &host, &s.stats);
+        assert_eq!(r.is_ok(), i == 0, "send {i}: {r:?}");
+        if r.is_ok() {
+            page = Slot(s.ucq().prod_idx.load(Ordering::Relaxed)).page();
+        }
+    }
+    assert_eq!(s.stats.snapshot().pages_allocated, 6);
+    assert!(s.host.arena.guards_intact());
+}
+
+#[test]
+fn default_budget_is_akaros_warning_threshold() {
+    let s = Setup::new();
+    assert_eq!(s.host.ucq_page_budget(), ucq::UCQ_PAGE_BUDGET);
+    assert_eq!(ucq::UCQ_PAGE_BUDGET, 1000);
+}

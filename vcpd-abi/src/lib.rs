@@ -20,8 +20,11 @@
 //! - Addresses stored in shared memory are plain `usize` *user* addresses.
 //!   The kernel turns one into a reference only through
 //!   [`UserMemoryExt::user_ref`], which checks it with the host's
-//!   [`UserMemory`] first.
-//! - All-zero bytes are a valid, "not set up" value of every type.
+//!   [`UserMemory`] first. The process side follows them unchecked only
+//!   behind an `unsafe` constructor that promises they are *the process's
+//!   own memory*, defined once in [`umem`](umem#the-processs-own-memory).
+//! - All-zero bytes are a valid, "not set up" value of every type. (A
+//!   zeroed `u_lock` reads as held by vcore 0: set-up code initialises it.)
 //! - Under `cfg(loom)` the atomics are loom's; the same code is then model
 //!   checked, and the layout assertions (which only hold for `core`'s
 //!   atomics) are compiled out.
