@@ -160,6 +160,9 @@ impl<T: Pod> fmt::Debug for Racy<T> {
     }
 }
 
+#[cfg(loom)]
+extern crate std;
+
 /// Under loom: memory that must not be touched. A model's host calls
 /// [`poison::free`] where a real host would unmap a page, and consumer code
 /// calls [`poison::keep_out`] on a page it hands back to the producer (a
@@ -168,9 +171,6 @@ impl<T: Pod> fmt::Debug for Racy<T> {
 /// touching them, so an access after free (or to a page no claim covers)
 /// fails the model instead of reading a still-allocated `Box`, which plain
 /// loom would let pass. The registry is per loom execution.
-#[cfg(loom)]
-extern crate std;
-
 #[cfg(loom)]
 pub mod poison {
     use std::sync::Mutex;
