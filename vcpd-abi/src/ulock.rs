@@ -77,21 +77,23 @@ mod tests {
         l.init();
         assert_eq!(words[0].load(Ordering::Relaxed), 0xffff_ffff);
         assert!(!l.is_locked());
-        l.lock(3, |_| panic!("free lock"));
+        // A weak CAS may fail spuriously (Miri does that): a free lock then
+        // reports no holder.
+        l.lock(3, |h| assert_eq!(h, None, "free lock"));
         assert_eq!(words[0].load(Ordering::Relaxed), 3, "holder's vcore id");
         assert_eq!(l.holder(), Some(3));
-        let mut seen = None;
-        let mut tries = 0;
-        // A second locker sees the holder; let it in after one attempt.
+        let mut seen = false;
+        // A second locker sees the holder; the holder then lets it in.
         l.lock(5, |h| {
-            seen = h;
-            tries += 1;
-            l.unlock();
+            if h == Some(3) {
+                seen = true;
+                l.unlock();
+            }
         });
-        assert_eq!((seen, tries), (Some(3), 1));
+        assert!(seen);
         assert_eq!(l.holder(), Some(5));
         l.unlock();
-        l.lock(u32::MAX, |_| panic!("free lock"));
+        l.lock(u32::MAX, |h| assert_eq!(h, None, "free lock"));
         assert!(
             l.is_locked(),
             "the unlocked value is never recorded as a holder"
