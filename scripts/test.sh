@@ -38,4 +38,7 @@ for c in "${LOOM_CRATES[@]}"; do loom_args+=(-p "$c"); done
 RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=2 \
     cargo test --locked --release --target-dir target/loom "${loom_args[@]}" --test loom
 
+step "Miri (crates with unsafe code)"
+bash scripts/miri.sh
+
 printf '\nAll checks passed.\n'
