@@ -32,10 +32,10 @@
 //! cycle may find the same page and slot again and claim it while the queue
 //! is empty; it then waits for the next message, which is still delivered
 //! exactly once. Only liveness of that one consumer is affected. A batch
-//! claim ([`try_recv_batch`]) stalled the same way may claim up to the rest
+//! claim ([`Consumer::try_recv_batch`]) stalled the same way may claim up to the rest
 //! of that page and wait for it to fill.
 //!
-//! [`try_recv_batch`] claims a run of slots with one compare-and-swap: the
+//! [`Consumer::try_recv_batch`] claims a run of slots with one compare-and-swap: the
 //! head's cache line is shared with producers' `prod_idx` (the ABI puts
 //! both indices side by side), so draining in batches is what makes the
 //! consumer side fast.
