@@ -15,7 +15,7 @@
 //! The algorithm and layout are Akaros's CEQ (Rhoden, 2015); the layout is
 //! in `vcpd_abi::ceq`.
 
-#![cfg_attr(not(any(feature = "std", test)), no_std)]
+#![cfg_attr(not(any(feature = "testing", test)), no_std)]
 
 pub mod consumer;
 pub mod producer;

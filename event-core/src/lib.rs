@@ -65,8 +65,7 @@
 //! |---|---|---|
 //! | `kernel` | the send side ([`send_event`] …), [`ProcOps`], [`vcores`], [`stats`] | yes |
 //! | `process` | the receive side, [`recv`] | yes |
-//! | `testing` | `testing`: std-only helpers for hosts whose "CPUs" are threads (implies `std`) | no |
-//! | `std` | nothing of its own; lets the mailbox crates use std in their test support | no |
+//! | `testing` | `testing`: std-only test support (`ToyHost`, the host conformance check `check_host`, `thread_cpu_index`), and the mailbox crates' own | no |
 //!
 //! A kernel that never runs process code may use `default-features = false,
 //! features = ["kernel"]`; a process runtime, `features = ["process"]`.
@@ -76,7 +75,7 @@
 //! - [`flags_guide`]: for each event-queue flag, who is alerted, where the
 //!   message lands and who must drain what.
 
-#![cfg_attr(not(any(feature = "std", feature = "testing", test)), no_std)]
+#![cfg_attr(not(any(feature = "testing", test)), no_std)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub use {ceq, evbitmap, ucq, vcpd_abi as abi};

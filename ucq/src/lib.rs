@@ -13,7 +13,7 @@
 //! The algorithm and its shared layout are Akaros's UCQ (Rhoden, 2011);
 //! the layout is in `vcpd_abi::ucq`.
 
-#![cfg_attr(not(any(feature = "std", test)), no_std)]
+#![cfg_attr(not(any(feature = "testing", test)), no_std)]
 
 pub mod consumer;
 pub mod host;
@@ -21,7 +21,7 @@ pub mod locks;
 pub mod producer;
 pub mod stats;
 
-#[cfg(all(any(feature = "std", test), not(loom)))]
+#[cfg(all(any(feature = "testing", test), not(loom)))]
 pub mod arena_host;
 
 pub use consumer::{Consumer, InitError, init, is_empty};
@@ -30,5 +30,5 @@ pub use locks::HashLocks;
 pub use producer::{SendError, send};
 pub use stats::{UcqStats, UcqStatsSnapshot};
 
-#[cfg(all(any(feature = "std", test), not(loom)))]
+#[cfg(all(any(feature = "testing", test), not(loom)))]
 pub use arena_host::ArenaHost;

@@ -32,7 +32,7 @@
 //! Flag words keep unknown bits ([`EvqFlags::from_raw`]) but the code only
 //! ever tests the bits it knows, so an unknown bit is inert.
 
-#![cfg_attr(not(any(feature = "std", test)), no_std)]
+#![cfg_attr(not(any(feature = "testing", test)), no_std)]
 
 pub mod ceq;
 pub mod evbitmap;
@@ -48,9 +48,9 @@ pub mod ulock;
 pub mod umem;
 pub mod vcpd;
 
-#[cfg(all(any(feature = "std", test), not(loom)))]
+#[cfg(all(any(feature = "testing", test), not(loom)))]
 pub mod arena;
-#[cfg(any(feature = "std", test))]
+#[cfg(any(feature = "testing", test))]
 pub mod deadline;
 
 pub use ceq::{CEQ_ADD, CEQ_EMPTY_SLOT, CEQ_OR, Ceq, CeqEvent, CeqOp, UnknownCeqOp};
