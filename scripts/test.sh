@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Library crates: each must build for bare metal as well as for the host.
-LIB_CRATES=(vcpd-abi ucq ceq evbitmap event-core apic)
+LIB_CRATES=(vcpd-abi ucq ceq evbitmap event-core vcpd-apic)
 # Crates with loom models (tests/loom.rs), model-checked under cfg(loom).
 LOOM_CRATES=(ucq ceq evbitmap event-core)
 
