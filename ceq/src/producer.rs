@@ -9,7 +9,6 @@
 
 use core::fmt;
 
-use log::warn;
 use vcpd_abi::sync::{AtomicI32, Ordering};
 use vcpd_abi::{Ceq, CeqEvent, CeqOp, EventMsg, UserMemory, UserMemoryExt};
 
@@ -97,7 +96,6 @@ pub fn send<M: UserMemory + ?Sized>(
                 SendError::UnknownOp(_) => &stats.dropped_bad_op,
                 SendError::BadEvent(_) | SendError::BadRing { .. } => &stats.dropped_bad_addr,
             });
-            warn!("ceq {:#x}: {e}; event dropped", ceq as *const Ceq as usize);
         }
     }
     if result.is_ok() {

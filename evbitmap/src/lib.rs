@@ -17,7 +17,6 @@
 use core::fmt;
 use core::sync::atomic::AtomicU64;
 
-use log::warn;
 use vcpd_abi::sync::Ordering;
 use vcpd_abi::{EVBITMAP_BYTES, EvBitmap, EventMsg, MAX_NR_EVENT};
 
@@ -66,10 +65,6 @@ pub fn send(evbm: &EvBitmap, ev_type: u16, stats: &BitmapStats) -> Result<(), Se
         stats
             .dropped_out_of_range
             .fetch_add(1, core::sync::atomic::Ordering::Relaxed);
-        warn!(
-            "evbitmap {:#x}: event type {t} out of range, dropped",
-            evbm as *const EvBitmap as usize
-        );
         return Err(SendError::OutOfRange(ev_type));
     }
     evbm.bitmap[t / 8].fetch_or(1 << (t % 8), Ordering::Release);
