@@ -210,6 +210,30 @@ impl<'q> Consumer<'q> {
     /// value in `ev_arg2` (low 32 bits, as the C ABI has it) and in full in
     /// `ev_arg4`, and the last blob in `ev_arg3`. A message may carry 0 when
     /// a concurrent consumer took the value first; that is expected.
+    ///
+    /// ```
+    /// use ceq::{CeqStats, Spin};
+    /// use ucq::ArenaHost;
+    /// use vcpd_abi::sync::AtomicI32;
+    /// use vcpd_abi::{Ceq, CeqEvent, CeqOp, EventMsg, UserMemoryExt};
+    ///
+    /// let host = ArenaHost::new(1 << 20);
+    /// let q: &Ceq = host.user_ref(host.arena.alloc(size_of::<Ceq>(), 8).unwrap()).unwrap();
+    /// let events = host.arena.alloc_slice::<CeqEvent>(8).unwrap();
+    /// let ring = host.arena.alloc_slice::<AtomicI32>(4).unwrap();
+    /// // SAFETY: the queue and its arrays are the process's own memory, kept
+    /// // for as long as the queue is used.
+    /// let consumer = unsafe { ceq::init(q, CeqOp::Add, events, ring) }.unwrap();
+    ///
+    /// // Three posts to event 2 coalesce into one entry.
+    /// let stats = CeqStats::new();
+    /// for v in [1, 2, 3] {
+    ///     ceq::send(q, &EventMsg::new(2).with_arg2(v), &host, &stats).unwrap();
+    /// }
+    /// let got = consumer.try_recv(&Spin).unwrap();
+    /// assert_eq!((got.ev_type, got.ev_arg2), (2, 6));
+    /// assert!(consumer.try_recv(&Spin).is_none());
+    /// ```
     pub fn try_recv<H: ConsumerHost + ?Sized>(&self, host: &H) -> Option<EventMsg> {
         let ceq = self.ceq;
         loop {

@@ -151,6 +151,20 @@ impl<'q> Consumer<'q> {
     ///
     /// May spin (calling `host.relax()`) while a producer finishes the
     /// message in the claimed slot or another consumer finishes the old page.
+    ///
+    /// ```
+    /// use ucq::{ArenaHost, UcqStats, UserPageAlloc};
+    /// use vcpd_abi::{EventMsg, Ucq, UserMemoryExt};
+    ///
+    /// let host = ArenaHost::new(1 << 20);
+    /// let q: &Ucq = host.user_ref(host.arena.alloc(size_of::<Ucq>(), 64).unwrap()).unwrap();
+    /// let (a, b) = (host.alloc_user_page().unwrap(), host.alloc_user_page().unwrap());
+    /// // SAFETY: two fresh pages of the process, used for nothing else.
+    /// let consumer = unsafe { ucq::init(q, a, b) }.unwrap();
+    /// assert!(consumer.try_recv(&host).is_none());
+    /// ucq::send(q, &EventMsg::new(5), &host, &UcqStats::new()).unwrap();
+    /// assert_eq!(consumer.try_recv(&host).map(|m| m.ev_type), Some(5));
+    /// ```
     pub fn try_recv<H: ConsumerHost + ?Sized>(&self, host: &H) -> Option<EventMsg> {
         let mut msg = [EventMsg::default()];
         (self.try_recv_batch(host, &mut msg) == 1).then_some(msg[0])

@@ -61,6 +61,30 @@ impl core::error::Error for SendError {}
 /// it is checked again here. The caller must have the process's address
 /// space current, as `host` requires. Never panics and never loops on a
 /// value the process controls; the lock is held only for the page switch.
+///
+/// ```
+/// use ucq::{ArenaHost, UcqStats, UserPageAlloc};
+/// use vcpd_abi::{EventMsg, Ucq, UserMemoryExt};
+///
+/// // A simulated process (its memory) and the kernel's UCQ locks.
+/// let host = ArenaHost::new(1 << 20);
+/// let q: &Ucq = host.user_ref(host.arena.alloc(size_of::<Ucq>(), 64).unwrap()).unwrap();
+/// let (a, b) = (host.alloc_user_page().unwrap(), host.alloc_user_page().unwrap());
+/// // SAFETY: two fresh pages of the process, used for nothing else.
+/// let consumer = unsafe { ucq::init(q, a, b) }.unwrap();
+///
+/// let stats = UcqStats::new();
+/// for i in 0..300 {
+///     // The kernel posts (crossing two page switches).
+///     ucq::send(q, &EventMsg::new(3).with_arg2(i), &host, &stats).unwrap();
+/// }
+/// // The process takes them out, in order.
+/// for i in 0..300 {
+///     assert_eq!(consumer.try_recv(&host).unwrap().ev_arg2, i);
+/// }
+/// assert!(consumer.try_recv(&host).is_none());
+/// assert_eq!(stats.snapshot().page_switches, 2);
+/// ```
 pub fn send<H: ProducerHost + ?Sized>(
     ucq: &Ucq,
     msg: &EventMsg,
