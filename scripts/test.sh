@@ -28,8 +28,25 @@ step "bare-metal builds (x86_64-unknown-none)"
 for c in "${LIB_CRATES[@]}"; do
     cargo build --locked -p "$c" --target x86_64-unknown-none
 done
+# event-core's halves build on their own too.
+for f in kernel process; do
+    cargo build --locked -p event-core --target x86_64-unknown-none --no-default-features --features "$f"
+done
 
-step "tests (host)"
+step "docs (every library crate, warnings are errors)"
+lib_args=()
+for c in "${LIB_CRATES[@]}"; do lib_args+=(-p "$c"); done
+RUSTDOCFLAGS="-D warnings" cargo doc --locked --no-deps "${lib_args[@]}"
+RUSTDOCFLAGS="-D warnings" cargo doc --locked --no-deps -p event-core --all-features
+
+step "publishable (cargo publish --dry-run, every library crate)"
+cargo publish --locked --dry-run --allow-dirty "${lib_args[@]}"
+
+step "examples"
+cargo run --locked -q -p event-core --example hello_host
+cargo run --locked -q -p event-core --example ceq_and_bitmap
+
+step "tests (host; doctests included)"
 cargo test --workspace --exclude demo-kernel --locked
 
 step "loom models"
