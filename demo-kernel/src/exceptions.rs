@@ -51,7 +51,7 @@ fn cpu_label() -> usize {
 pub fn fatal(frame: &InterruptFrame) -> ! {
     let vector = frame.vector as u8;
     let (name, mnemonic) = describe(vector);
-    let mut w = crate::serial::panic_writer();
+    let mut w = crate::console::panic_writer();
     let _ = writeln!(
         w,
         "\nEXCEPTION: {name} ({mnemonic}, vector {vector}) on cpu {}, error code {:#x}",
@@ -90,7 +90,7 @@ pub fn fatal(frame: &InterruptFrame) -> ! {
 
 /// Reports an interrupt on a vector nobody registered and ends the run.
 pub fn unexpected_interrupt(frame: &InterruptFrame) -> ! {
-    let mut w = crate::serial::panic_writer();
+    let mut w = crate::console::panic_writer();
     let _ = writeln!(
         w,
         "\nUNEXPECTED INTERRUPT: vector {:#x} on cpu {} has no handler (idt::register)",

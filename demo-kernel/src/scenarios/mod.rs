@@ -12,6 +12,11 @@
 //! WAITING with every vcore yielded); [`SCP`], a single-core process
 //! (scenario 3); [`HOSTILE`], a process that writes garbage everywhere
 //! (scenario 7). Each has its own range of the user region.
+//!
+//! [`Mode::Short`] (kernel command line `mode=short`) makes every scenario
+//! send fewer messages and run its timed phases for less time, with the
+//! same checks: for hosts where each IPI and timer tick is slow (nested
+//! KVM), so a KVM boot fits a test's time budget.
 
 pub mod common;
 mod s1_ucq_storm;
@@ -23,7 +28,7 @@ mod s6_wakeup;
 mod s7_hostile;
 mod s8_ipi_latency;
 
-use core::sync::atomic::Ordering;
+use core::sync::atomic::{AtomicBool, Ordering};
 
 use common::Report;
 
@@ -39,6 +44,27 @@ pub const HOSTILE: usize = 2;
 
 /// Size of the app's address space (16 MiB).
 const APP_PAGES: usize = 4096;
+
+/// How much work the scenarios do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// The full message counts and durations.
+    Full,
+    /// Fewer messages, shorter timed phases, same checks (`mode=short`).
+    Short,
+}
+
+static SHORT: AtomicBool = AtomicBool::new(false);
+
+/// `full` in [`Mode::Full`], `short` in [`Mode::Short`]: a scenario's
+/// message count or duration.
+pub fn scaled(full: u64, short: u64) -> u64 {
+    if SHORT.load(Ordering::Relaxed) {
+        short
+    } else {
+        full
+    }
+}
 
 /// A scenario: a number and name for the verdict line, and its body.
 #[derive(Debug, Clone, Copy)]
@@ -100,9 +126,10 @@ pub fn app() -> &'static process::Process {
     process::get(APP)
 }
 
-/// Runs every scenario and prints the event counters; the number that
-/// failed.
-pub fn run_all() -> usize {
+/// Runs every scenario in `mode` and prints the event counters; the
+/// number that failed.
+pub fn run_all(mode: Mode) -> usize {
+    SHORT.store(mode == Mode::Short, Ordering::Relaxed);
     if percpu::online().count() < 2 {
         println!("scenarios: FAIL: vcores run on the APs; boot with -smp 2 or more");
         return SCENARIOS.len();
@@ -128,6 +155,11 @@ pub fn run_all() -> usize {
         app.space().range().end,
         app.procdata_addr()
     );
+    if mode == Mode::Short {
+        println!(
+            "scenarios: short mode (mode=short): fewer messages, shorter timed phases, same checks"
+        );
+    }
     let mut failed = 0;
     for s in SCENARIOS {
         println!("scenario {} {}: running", s.id, s.name);
