@@ -161,12 +161,15 @@ pub fn run_all(mode: Mode) -> usize {
         );
     }
     let mut failed = 0;
+    // (passed, ms) per scenario, for the summary at the end.
+    let mut verdicts = heapless::Vec::<(bool, u64), 32>::new();
     for s in SCENARIOS {
         println!("scenario {} {}: running", s.id, s.name);
         let start = time::now_ns();
         let mut report = Report::new();
         (s.run)(&mut report);
         let ms = (time::now_ns() - start) / 1_000_000;
+        let _ = verdicts.push((report.failure().is_none(), ms));
         match report.failure() {
             None => println!(
                 "scenario {} {}: PASS ({ms} ms): {}",
@@ -186,6 +189,13 @@ pub fn run_all(mode: Mode) -> usize {
         }
     }
     print_counters();
+    // Again in short: the counters scrolled the verdicts off a 25-line
+    // screen, which is all a machine without a serial port shows.
+    println!("summary:");
+    for (s, (passed, ms)) in SCENARIOS.iter().zip(verdicts) {
+        let verdict = if passed { "PASS" } else { "FAIL" };
+        println!("  scenario {} {}: {verdict} ({ms} ms)", s.id, s.name);
+    }
     if !sched::stop() {
         println!("scenarios: FAIL: a pcore did not leave its loop (a vcore still runs)");
         failed += 1;

@@ -214,6 +214,14 @@ pub(super) fn run(r: &mut Report) {
     let d = Snap::take(p.stats()).since(before);
     let total_a = seq;
 
+    if n_vc == 1 {
+        // Said, not hidden: phase B still holds and delivers; the checks
+        // below that need a second vcore pass vacuously.
+        let _ = write!(
+            r,
+            "one vcore (one AP): no running peer to recover from or to take MUST_RUN; "
+        );
+    }
     let _ = write!(
         r,
         "phase A ({storm_ms} ms): {sent} SPAM_PUBLIC, {sent} UCQ payloads, {must_sent} MUST_RUN \
