@@ -31,6 +31,8 @@ usage: scripts/demo.sh [options]
                     under QEMU's default SeaBIOS (no -kernel, no qboot)
   --iso-only        build the ISO, print its path, do not boot
   --iso-out PATH    where the ISO goes (default: next to the kernel ELF)
+  --grub-timeout S  seconds GRUB shows its menu (default 0 when booting
+                    here, 5 with --iso-only: time to pick the short mode)
   --timeout SECS    give up after SECS seconds (default 120)
   --no-install      fail instead of installing QEMU when it is missing
 USAGE
@@ -47,6 +49,7 @@ install=1
 iso=0
 iso_only=0
 iso_out=""
+grub_timeout=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --kvm) accel=kvm ;;
@@ -59,6 +62,7 @@ while [ $# -gt 0 ]; do
         --iso) iso=1 ;;
         --iso-only) iso=1; iso_only=1 ;;
         --iso-out) iso_out="${2:?--iso-out needs a path}"; shift ;;
+        --grub-timeout) grub_timeout="${2:?--grub-timeout needs seconds}"; shift ;;
         --no-install) install=0 ;;
         -h|--help) usage; exit 0 ;;
         *) echo "demo.sh: unknown option $1" >&2; usage >&2; exit 2 ;;
@@ -83,6 +87,9 @@ if [ "$iso" -eq 1 ]; then
         exit 2
     fi
     iso_out="${iso_out:-$(dirname "$kernel")/demo-kernel.iso}"
+    if [ -z "$grub_timeout" ]; then
+        if [ "$iso_only" -eq 1 ]; then grub_timeout=5; else grub_timeout=0; fi
+    fi
     tree=$(mktemp -d)
     trap 'rm -rf "$tree"' EXIT
     mkdir -p "$tree/boot/grub"
@@ -94,7 +101,7 @@ if [ "$iso" -eq 1 ]; then
 serial --unit=0 --speed=115200
 terminal_input serial console
 terminal_output serial console
-set timeout=0
+set timeout=$grub_timeout
 menuentry "demo-kernel" {
     multiboot /boot/kernel.elf $append
 }
