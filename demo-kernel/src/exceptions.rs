@@ -1,7 +1,7 @@
 //! Readable reports of CPU exceptions and unexpected interrupts.
 //!
 //! The kernel has no way to recover from an exception, so every one ends
-//! the run: a report on the serial console (what, where, the registers),
+//! the run: a report on the console (what, where, the registers),
 //! then QEMU exits with the failure status. The report goes through the
 //! panic writer, because the exception may have struck while this CPU held
 //! the console lock.
