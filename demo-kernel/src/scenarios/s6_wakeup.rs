@@ -81,7 +81,11 @@ pub(super) fn run(r: &mut Report) {
             break;
         }
         waiting_rounds += 1;
-        let head = p.head(VcoreList::Inactive);
+        // Under the process lock: WAITING with no core can be seen while
+        // the last yield's locked section still runs, before it publishes
+        // the inactive head it just changed (process.rs, `locked`); the
+        // send's fallback, which takes the lock, would see the new head.
+        let head = p.with_lock(|| p.head(VcoreList::Inactive));
         HANDLED_BY.store(NONE, Ordering::Release);
         let q = if seq % 2 == 0 { spam_addr } else { ucq_addr };
         send_errors +=
