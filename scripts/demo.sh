@@ -94,13 +94,15 @@ if [ "$iso" -eq 1 ]; then
     trap 'rm -rf "$tree"' EXIT
     mkdir -p "$tree/boot/grub"
     cp "$kernel" "$tree/boot/kernel.elf"
-    # GRUB talks on COM1 and the screen; the kernel (Multiboot v1, a.out
-    # kludge) gets the --append string as its command line. The second
-    # entry is the short mode, for slow (nested-virtualisation) hosts.
+    # GRUB talks on COM1 (if the machine has one) and the screen; the
+    # kernel (Multiboot v1, a.out kludge) gets the --append string as its
+    # command line. The second entry is the short mode, for slow
+    # (nested-virtualisation) hosts.
     cat >"$tree/boot/grub/grub.cfg" <<CFG
-serial --unit=0 --speed=115200
-terminal_input serial console
-terminal_output serial console
+if serial --unit=0 --speed=115200; then
+    terminal_input serial console
+    terminal_output serial console
+fi
 set timeout=$grub_timeout
 menuentry "demo-kernel" {
     multiboot /boot/kernel.elf $append
