@@ -1,12 +1,14 @@
 //! The host traits of event delivery, implemented for [`Process`]: this is
-//! all a kernel writes to adopt `event-core`.
+//! all a kernel writes to adopt `event-core` (six methods).
 //!
-//! | trait | here |
+//! | method | here |
 //! |---|---|
-//! | `vcpd_abi::UserMemory` (`unsafe`) | the process's own range of the user region ([`UserSpace::translate`](crate::uspace::UserSpace::translate)): the real bounds check |
-//! | `ucq::UserPageAlloc` | a zeroed page of the process's space |
-//! | `ucq::UcqLocks` | a `ucq::HashLocks` in the kernel's process struct |
-//! | `event_core::ProcOps` | state, lists and lock of process.rs; `ipi_vcore` = a fixed x2APIC IPI |
+//! | `vcpd_abi::UserMemory::translate` (`unsafe` trait) | the process's own range of the user region ([`UserSpace::translate`](crate::uspace::UserSpace::translate)): the real bounds check |
+//! | `ProcOps::events` | the process's `ProcEvents`: event-core's `VcoreSet` under this kernel's [`IrqSpinLock`](crate::process::IrqSpinLock), counters, UCQ locks |
+//! | `ProcOps::procdata` | its procdata, checked once |
+//! | `ProcOps::alloc_user_page` | a zeroed page of the process's space |
+//! | `ProcOps::ipi` | a fixed x2APIC IPI to that CPU |
+//! | `ProcOps::make_runnable` | grant it free cores |
 //!
 //! Address spaces: every process's memory is mapped in every CPU's page
 //! tables (the identity map), so `with_address_space` keeps its default;
@@ -15,11 +17,10 @@
 
 use core::ptr::NonNull;
 
-use event_core::{EventStats, ProcOps};
-use ucq::{UcqLocks, UserPageAlloc};
+use event_core::{PcoreId, ProcDataRef, ProcEvents, ProcOps};
 use vcpd_abi::UserMemory;
 
-use crate::process::{ProcState, Process, VcoreList};
+use crate::process::{Process, Vcores};
 use crate::{percpu, sched};
 
 // SAFETY: `translate` returns a pointer only for ranges entirely inside the
@@ -36,86 +37,35 @@ unsafe impl UserMemory for Process {
     }
 }
 
-impl UserPageAlloc for Process {
-    fn alloc_user_page(&self) -> Option<usize> {
-        self.space().alloc_page()
-    }
-}
-
-impl UcqLocks for Process {
-    fn with_ucq_lock<R>(&self, key: usize, f: impl FnOnce() -> R) -> R {
-        // No interrupt handler sends events here (sends are refused in
-        // interrupt context), so the lock need not disable interrupts.
-        self.ucq_locks.with_ucq_lock(key, f)
-    }
-}
-
 impl ProcOps for Process {
-    fn is_mcp(&self) -> bool {
-        Process::is_mcp(self)
+    type Vcores = Vcores;
+
+    fn events(&self) -> &ProcEvents<Vcores> {
+        Process::events(self)
     }
 
-    fn is_dying(&self) -> bool {
-        self.state() == ProcState::Dying
-    }
-
-    fn is_waiting(&self) -> bool {
-        // event-core fences before asking (for WAKEUP): the last vcore's
-        // yield sets WAITING, fences, then re-reads `notif_pending`, so one
-        // side always sees the other (host rule 2).
-        self.state() == ProcState::Waiting
-    }
-
-    fn num_vcores(&self) -> u32 {
-        self.nr_vcores()
-    }
-
-    fn max_vcores(&self) -> u32 {
-        self.nr_vcores()
-    }
-
-    fn vcore_is_mapped(&self, vcoreid: u32) -> bool {
-        self.vcore_mapped(vcoreid)
-    }
-
-    fn online_head(&self) -> Option<u32> {
-        self.head(VcoreList::Online)
-    }
-
-    fn bulk_preempted_head(&self) -> Option<u32> {
-        self.head(VcoreList::BulkPreempted)
-    }
-
-    fn inactive_head(&self) -> Option<u32> {
-        self.head(VcoreList::Inactive)
-    }
-
-    fn with_proc_lock<R>(&self, f: impl FnOnce() -> R) -> R {
-        self.with_lock(f)
-    }
-
-    fn ipi_vcore(&self, vcoreid: u32) {
-        // An unlocked read: the vcore may have moved since. The handler
-        // only marks its core, so a stale target is a spurious wake-up
-        // (rule 6), and the vcore's `notif_pending` is set regardless.
-        if let Some(cpu) = self.vcore_pcore(vcoreid) {
-            sched::notify_pcore(cpu);
+    fn procdata(&self) -> ProcDataRef<'_> {
+        ProcDataRef {
+            kernel_evts: &Process::procdata(self).kernel_evts,
+            vcpds: self.vcpds(),
         }
     }
 
-    fn wakeup(&self) {
-        Process::wakeup(self);
+    fn alloc_user_page(&self) -> Option<usize> {
+        self.space().alloc_page()
     }
 
-    fn procdata_addr(&self) -> usize {
-        Process::procdata_addr(self)
+    fn ipi(&self, pcore: PcoreId) {
+        // The vcore may have moved since the peek: the handler only marks
+        // its core, so a stale target is a spurious wake-up.
+        sched::notify_pcore(pcore.get() as usize);
+    }
+
+    fn make_runnable(&self) {
+        Process::make_runnable(self);
     }
 
     fn in_irq_context(&self) -> bool {
         percpu::current().in_interrupt()
-    }
-
-    fn stats(&self) -> &EventStats {
-        Process::stats(self)
     }
 }

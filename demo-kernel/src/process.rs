@@ -3,65 +3,36 @@
 //!
 //! A [`Process`] owns an address space (a range of the user region,
 //! uspace.rs) holding its procdata: the ABI's `vcpd_abi::ProcData` (the
-//! kernel-event table and 64 VCPDs), shared with the process. The kernel
-//! side keeps, in kernel memory:
+//! kernel-event table and 64 VCPDs), shared with the process. Its vcores
+//! (the three ordered lists, which core each runs on, and the
+//! event-visible state: running, WAITING, dying) are event-core's
+//! [`VcoreSet`], behind this kernel's own process lock ([`IrqSpinLock`]:
+//! a spin lock held with interrupts off, so the scheduler's tick, which
+//! takes it in interrupt context, never spins on its own CPU's holder).
 //!
-//! - the **state**: `RUNNING_S/RUNNABLE_S` (an SCP), `RUNNING_M/RUNNABLE_M`
-//!   (an MCP), `WAITING` (every vcore yielded), `DYING`;
-//! - for an MCP, the three ordered **vcore lists** `online`,
-//!   `bulk_preempted`, `inactive`, each a `heapless::Vec` under one
-//!   `spin::Mutex`, *the process lock*; plus a copy of each list's head in
-//!   an atomic, refreshed under the lock right after every change, for the
-//!   unlocked peeks the send path makes;
-//! - per vcore, whether it is **mapped** (running on, or about to run on, a
-//!   physical core) and **which core**: atomics, written under the lock.
+//! This file only does the kernel's part of each transition: pick a free
+//! core, call the set, then do what the set says (start the vcore on that
+//! core, free the core, send the preemption IPI). The locking, fences and
+//! re-checks the no-loss guarantee rests on are the library's.
 //!
-//! # How the host protocol of `event_core::host` is kept
-//!
-//! 1. *Lists.* Every vcore of an MCP is on exactly one list from creation
-//!    on (all start inactive); every change moves a vcore between lists in
-//!    one locked section, and [`Process::locked`] re-checks the invariant
-//!    (and `mapped` == "on the online list") after each one.
-//! 2. *Yield.* [`Process::sys_yield`] refuses while `notif_pending` is set;
-//!    otherwise it takes the vcore off the online list *and unmaps it*,
-//!    publishes the new head, fences (`SeqCst`) and reads `notif_pending`
-//!    again, putting everything back if a sender got in. A sender posts,
-//!    sets `notif_pending`, fences, then reads the list head or `mapped`:
-//!    one of the two sees the other's write.
-//! 3. *Coming online.* The vcore's own code (vcore.rs) runs
-//!    `vcore_online` (sets `CAN_RCV_MSG`, drains its mailboxes) first
-//!    thing when started, and again when it is restarted after a
-//!    preemption; restart also sets its `notif_pending`.
-//! 4. *Inactive head first.* [`Process::grant`] (used by wakeup and by the
-//!    scheduler) always starts the inactive list's head; a yielding vcore
-//!    goes to the head of the inactive list, as in Akaros.
-//! 5. *Stable under the lock.* Lists, heads, `mapped` and the state change
-//!    only inside [`Process::locked`], which is also what
-//!    `ProcOps::with_proc_lock` takes (proc_ops.rs). The lock is always
-//!    taken with interrupts off, so an interrupt handler that takes it
-//!    (the scheduler's tick) never spins on its own CPU's holder, and a
-//!    holder is never parked by a preemption.
-//! 6. *Spurious IPIs.* `ipi_vcore` interrupts the core the vcore was last
-//!    mapped to; the handler only sets a flag (sched.rs), so a stale
-//!    target costs a wasted wake-up.
-//!
-//! Preemption here is *bulk* preemption of some or all vcores: they move
-//! online → bulk_preempted (keeping `CAN_RCV_MSG`: they will check their
-//! mailboxes when restarted), `VC_PREEMPTED` is set in their VCPD so the
-//! process's other vcores know to drain their public mailboxes, and their
-//! cores park in the preemption IPI's handler until [`Process::restart_due`]
-//! puts them back. With no vcore online the process is `RUNNABLE_M`.
+//! Preemption here is *bulk* preemption of some or all vcores: the set
+//! moves them online → bulk_preempted (keeping `CAN_RCV_MSG`: they check
+//! their mailboxes when restarted) and sets `VC_PREEMPTED` in their VCPD so
+//! the process's other vcores drain their public mailboxes; their cores
+//! park in the preemption IPI's handler until [`Process::restart_due`]
+//! puts them back.
 
 use core::fmt;
-use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering, fence};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
-use event_core::EventStats;
 use event_core::recv::{HandlerTable, Receiver};
+use event_core::vcores::{ProcControl, ProcKind, VcoreLists, VcoreSet};
+pub use event_core::vcores::{ProcState, Refused, VcoreList};
+use event_core::{EventStats, PcoreId, ProcEvents, VcoreId};
 use heapless::Vec;
-use spin::{Mutex, Once, RwLock};
-use ucq::HashLocks;
+use spin::{Once, RwLock};
 use vcpd_abi::procdata::vcpd_offset;
-use vcpd_abi::{ProcData, UserMemoryExt, Vcpd, VcpdFlags};
+use vcpd_abi::{ProcData, UserMemoryExt, Vcpd};
 use x86_64::instructions::interrupts;
 
 use crate::runtime::Runtime;
@@ -73,44 +44,22 @@ use crate::vcore::{self, VcoreProgram};
 pub const MAX_VCORES: usize = crate::percpu::MAX_CPUS - 1;
 /// The most processes the demo creates.
 pub const MAX_PROCS: usize = 3;
-/// "No vcore" in the atomic head caches and "no core" in a vcore's slot.
-pub const NONE: u32 = u32::MAX;
+/// "No vcore" / "no core" in the kernel's atomic records: event-core's one
+/// sentinel.
+pub const NONE: u32 = event_core::NO_ID;
+
+/// Vcore `v` (the demo's vcore ids are always below `MAX_NUM_VCORES`).
+///
+/// # Panics
+/// If `v` is not below `MAX_NUM_VCORES`.
+pub fn vc(v: u32) -> VcoreId {
+    VcoreId::new(v).expect("a vcore id below MAX_NUM_VCORES")
+}
 
 /// A receiver over a process's procdata: what its vcore code uses.
 pub type Rx = Receiver<'static, Runtime>;
 /// The receiver type handlers get (any lifetime: `HandlerFn` is generic).
 pub type Recv<'a> = Receiver<'a, Runtime>;
-
-/// Process states that event delivery cares about.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(u8)]
-pub enum ProcState {
-    /// SCP, not running (runnable).
-    RunnableS = 0,
-    /// SCP running on a core.
-    RunningS = 1,
-    /// MCP with no vcore online, waiting for cores (bulk preempted).
-    RunnableM = 2,
-    /// MCP with vcores online.
-    RunningM = 3,
-    /// Every vcore yielded: waiting for an event (WAKEUP) to run again.
-    Waiting = 4,
-    /// Being destroyed: events are dropped, vcores stop.
-    Dying = 5,
-}
-
-impl ProcState {
-    fn from_u8(v: u8) -> Self {
-        match v {
-            0 => Self::RunnableS,
-            1 => Self::RunningS,
-            2 => Self::RunnableM,
-            3 => Self::RunningM,
-            4 => Self::Waiting,
-            _ => Self::Dying,
-        }
-    }
-}
 
 /// What code a process's vcores run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -122,13 +71,12 @@ pub enum Kind {
     Hostile,
 }
 
-/// The kernel's per-vcore record.
+/// The kernel's per-vcore record (where it runs is the [`VcoreSet`]'s).
 #[derive(Debug)]
 struct VcoreSlot {
-    /// Running on (or about to run on) a core: the send path's unlocked peek.
-    mapped: AtomicBool,
-    /// The core it is (or was last) mapped to, [`NONE`] if none.
-    pcore: AtomicU32,
+    /// The core it last ran on: a bulk-preempted vcore is restarted there
+    /// (its core is parked in the preemption handler).
+    last_pcore: AtomicU32,
     /// Scheduler tick at which a bulk-preempted vcore is due back.
     restart_tick: AtomicU64,
 }
@@ -136,46 +84,72 @@ struct VcoreSlot {
 impl VcoreSlot {
     const fn new() -> Self {
         Self {
-            mapped: AtomicBool::new(false),
-            pcore: AtomicU32::new(NONE),
+            last_pcore: AtomicU32::new(NONE),
             restart_tick: AtomicU64::new(0),
         }
     }
 }
 
-/// The three vcore lists of an MCP, in order (index 0 is the head).
-#[derive(Debug, Default)]
-pub struct Lists {
-    /// Mapped vcores.
-    pub online: Vec<u32, MAX_VCORES>,
-    /// Preempted vcores that will be restarted.
-    pub bulk_preempted: Vec<u32, MAX_VCORES>,
-    /// Yielded (or never started) vcores; the head is started first.
-    pub inactive: Vec<u32, MAX_VCORES>,
+/// The process lock: a spin lock held with interrupts off (a
+/// `lock_api::RawMutex`, so event-core's `VcoreSet` takes it).
+#[derive(Debug)]
+pub struct IrqSpinLock {
+    locked: AtomicBool,
+    /// Whether interrupts were on when the holder took the lock (written
+    /// only by the holder).
+    irqs_were_on: AtomicBool,
 }
 
-/// The three vcore lists of an MCP.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum VcoreList {
-    /// Mapped vcores.
-    Online = 0,
-    /// Preempted vcores that will be restarted.
-    BulkPreempted = 1,
-    /// Yielded or never started vcores.
-    Inactive = 2,
+// SAFETY: a compare-and-swap from false to true with acquire ordering
+// admits one holder at a time, and `unlock` hands the lock back with a
+// release store; interrupts stay off in between, so an interrupt handler
+// on the holder's CPU cannot try to take it.
+unsafe impl lock_api::RawMutex for IrqSpinLock {
+    const INIT: Self = Self {
+        locked: AtomicBool::new(false),
+        irqs_were_on: AtomicBool::new(false),
+    };
+    type GuardMarker = lock_api::GuardNoSend;
+
+    fn lock(&self) {
+        let were_on = interrupts::are_enabled();
+        interrupts::disable();
+        while self
+            .locked
+            .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
+        {
+            core::hint::spin_loop();
+        }
+        self.irqs_were_on.store(were_on, Ordering::Relaxed);
+    }
+
+    fn try_lock(&self) -> bool {
+        let were_on = interrupts::are_enabled();
+        interrupts::disable();
+        let got = self
+            .locked
+            .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .is_ok();
+        if got {
+            self.irqs_were_on.store(were_on, Ordering::Relaxed);
+        } else if were_on {
+            interrupts::enable();
+        }
+        got
+    }
+
+    unsafe fn unlock(&self) {
+        let were_on = self.irqs_were_on.load(Ordering::Relaxed);
+        self.locked.store(false, Ordering::Release);
+        if were_on {
+            interrupts::enable();
+        }
+    }
 }
 
-/// Why the kernel refused a yield.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum YieldRefused {
-    /// A message arrived (`notif_pending`): the vcore must handle it first.
-    NotifPending,
-    /// The vcore is not online: it is being preempted, and its core will
-    /// stop in the preemption IPI's handler in a moment.
-    NotOnline,
-    /// The process is dying.
-    Dying,
-}
+/// A process's vcores: event-core's lifecycle under this kernel's lock.
+pub type Vcores = VcoreSet<MAX_VCORES, IrqSpinLock>;
 
 /// Counters of the process model (the event counters are in
 /// [`EventStats`]).
@@ -231,15 +205,9 @@ pub struct Process {
     /// User address of its procdata (`vcpd_abi::ProcData`), chosen by the
     /// kernel at creation: the process cannot move it.
     procdata: usize,
-    state: AtomicU8,
-    lists: Mutex<Lists>,
-    /// Heads of online, bulk_preempted, inactive, indexed by [`VcoreList`]
-    /// ([`NONE`] when empty).
-    heads: [AtomicU32; 3],
+    /// Its event state: vcores, counters, UCQ locks (event-core).
+    events: ProcEvents<Vcores>,
     vcores: [VcoreSlot; MAX_VCORES],
-    /// The UCQ producers' page-switch locks (kernel memory, ucq docs).
-    pub(crate) ucq_locks: HashLocks<8>,
-    stats: EventStats,
     handlers: HandlerTable<Runtime>,
     rt: Runtime,
     program: RwLock<&'static dyn VcoreProgram>,
@@ -280,7 +248,7 @@ pub fn create(pid: usize, spec: Spec) -> &'static Process {
         let rx = p.receiver();
         for v in 0..p.nr_vcores {
             use event_core::recv::setup::MboxKind;
-            rx.init_vcpd_mboxes(v, MboxKind::Ucq, MboxKind::Ucq)
+            rx.init_vcpd_mboxes(vc(v), MboxKind::Ucq, MboxKind::Ucq)
                 .unwrap_or_else(|e| panic!("{}: VCPD mailboxes of vcore {v}: {e}", p.name));
         }
     }
@@ -310,13 +278,12 @@ impl Process {
             .alloc_pages(pd_pages)
             .expect("a fresh address space has room for procdata");
         let nr_vcores = if spec.mcp { spec.vcores } else { 1 };
-        let mut lists = Lists::default();
-        if spec.mcp {
-            for v in 0..nr_vcores {
-                lists.inactive.push(v).expect("at most MAX_VCORES");
-            }
-        }
-        let p = Self {
+        let kind = if spec.mcp {
+            ProcKind::Mcp
+        } else {
+            ProcKind::Scp
+        };
+        Self {
             id,
             name: spec.name,
             kind: spec.kind,
@@ -325,21 +292,14 @@ impl Process {
             space,
             guards,
             procdata,
-            state: AtomicU8::new(ProcState::Waiting as u8),
-            lists: Mutex::new(Lists::default()),
-            heads: [const { AtomicU32::new(NONE) }; 3],
+            events: ProcEvents::new(VcoreSet::new(kind, nr_vcores, crate::percpu::current_index)),
             vcores: [const { VcoreSlot::new() }; MAX_VCORES],
-            ucq_locks: HashLocks::new(),
-            stats: EventStats::new(),
             handlers: HandlerTable::new(),
             rt: Runtime::new(id),
             program: RwLock::new(&vcore::IDLE),
             finish: AtomicBool::new(false),
             counters: Counters::default(),
-        };
-        *p.lists.lock() = lists;
-        p.publish_heads(&p.lists.lock());
-        p
+        }
     }
 
     /// The process id (index in the process table).
@@ -382,15 +342,26 @@ impl Process {
         self.procdata
     }
 
-    /// Its procdata, as the process sees it.
-    pub fn procdata(&'static self) -> &'static ProcData {
+    /// Its procdata (the kernel's checked view; procdata lies in the
+    /// process's space for its whole life).
+    pub fn procdata(&self) -> &ProcData {
         self.user_ref::<ProcData>(self.procdata)
             .expect("procdata lies in the process's own space")
     }
 
     /// Its event counters.
     pub fn stats(&self) -> &EventStats {
-        &self.stats
+        self.events.stats()
+    }
+
+    /// Its event state (event-core's view of the process).
+    pub fn events(&self) -> &ProcEvents<Vcores> {
+        &self.events
+    }
+
+    /// Its vcores.
+    pub fn vcores(&self) -> &Vcores {
+        self.events.vcores()
     }
 
     /// Its handler table (process memory in spirit: only its vcores use it).
@@ -405,16 +376,15 @@ impl Process {
 
     /// A receiver for its vcore code.
     pub fn receiver(&'static self) -> Rx {
-        Receiver::new(self.procdata(), &self.handlers, &self.rt)
+        // SAFETY: the process sets its queues up only through event-core's
+        // `setup` (scenarios, runtime.rs), in pages of its own space that
+        // are never released while it exists.
+        unsafe { Receiver::new(self.procdata(), &self.handlers, &self.rt) }
     }
 
-    /// The current state.
+    /// The event-visible state.
     pub fn state(&self) -> ProcState {
-        ProcState::from_u8(self.state.load(Ordering::Acquire))
-    }
-
-    fn set_state(&self, s: ProcState) {
-        self.state.store(s as u8, Ordering::Release);
+        self.vcores().state()
     }
 
     /// The program its vcores run now.
@@ -441,15 +411,18 @@ impl Process {
 
     /// Whether the vcore is mapped (unlocked peek).
     pub fn vcore_mapped(&self, v: u32) -> bool {
-        self.slot(v)
-            .is_some_and(|s| s.mapped.load(Ordering::Acquire))
+        VcoreId::new(v).is_some_and(|v| self.vcores().is_mapped(v))
     }
 
-    /// The core vcore `v` is (or was last) mapped to.
+    /// The core vcore `v` is mapped to, or last ran on.
     pub fn vcore_pcore(&self, v: u32) -> Option<usize> {
-        match self.slot(v)?.pcore.load(Ordering::Acquire) {
-            NONE => None,
-            c => Some(c as usize),
+        let v = VcoreId::new(v)?;
+        match self.vcores().pcore_of(v) {
+            Some(c) => Some(c.get() as usize),
+            None => match self.slot(v)?.last_pcore.load(Ordering::Acquire) {
+                NONE => None,
+                c => Some(c as usize),
+            },
         }
     }
 
@@ -462,18 +435,12 @@ impl Process {
 
     /// Head of `list` (an unlocked peek; an SCP has no lists).
     pub fn head(&self, list: VcoreList) -> Option<u32> {
-        if !self.mcp {
-            return None;
-        }
-        match self.heads[list as usize].load(Ordering::Acquire) {
-            NONE => None,
-            v => Some(v),
-        }
+        self.vcores().head(list).map(VcoreId::get)
     }
 
-    fn slot(&self, v: u32) -> Option<&VcoreSlot> {
-        (v < self.nr_vcores)
-            .then(|| self.vcores.get(v as usize))
+    fn slot(&self, v: VcoreId) -> Option<&VcoreSlot> {
+        (v.get() < self.nr_vcores)
+            .then(|| self.vcores.get(v.index()))
             .flatten()
     }
 
@@ -485,204 +452,76 @@ impl Process {
         self.user_ref::<Vcpd>(self.procdata + vcpd_offset(v as usize))
     }
 
-    /// Runs `f` under the process lock, with interrupts off (rule 5), then
-    /// republishes the list heads and re-checks the list invariants.
-    ///
-    /// # Panics
-    /// If `f` broke an invariant (a bug in this file).
-    pub fn locked<R>(&self, f: impl FnOnce(&mut Lists) -> R) -> R {
-        interrupts::without_interrupts(|| {
-            let mut lists = self.lists.lock();
-            let r = f(&mut lists);
-            self.publish_heads(&lists);
-            self.check_invariants(&lists);
-            r
-        })
-    }
-
-    /// Takes the process lock without touching the lists (what
-    /// `ProcOps::with_proc_lock` needs: the send path only peeks).
-    pub(crate) fn with_lock<R>(&self, f: impl FnOnce() -> R) -> R {
-        interrupts::without_interrupts(|| {
-            let _guard = self.lists.lock();
-            f()
-        })
-    }
-
-    fn publish_heads(&self, l: &Lists) {
-        for (h, list) in self
-            .heads
-            .iter()
-            .zip([&l.online, &l.bulk_preempted, &l.inactive])
-        {
-            h.store(list.first().copied().unwrap_or(NONE), Ordering::Release);
-        }
-    }
-
-    fn check_invariants(&self, l: &Lists) {
-        if !self.mcp || self.state() == ProcState::Dying {
-            return;
-        }
-        for v in 0..self.nr_vcores {
-            let n = [&l.online, &l.bulk_preempted, &l.inactive]
-                .iter()
-                .map(|list| list.iter().filter(|&&x| x == v).count())
-                .sum::<usize>();
-            assert_eq!(n, 1, "{}: vcore {v} is on {n} lists", self.name);
-            assert_eq!(
-                self.vcore_mapped(v),
-                l.online.contains(&v),
-                "{}: vcore {v}: mapped disagrees with the online list",
-                self.name
-            );
-        }
+    /// The kernel's view of its VCPD array.
+    pub(crate) fn vcpds(&self) -> &[Vcpd] {
+        &self.procdata().vcpd[..self.nr_vcores as usize]
     }
 
     /// The kernel's half of a yield, called by vcore `v` (after its
-    /// `prepare_to_yield`). On success the vcore is inactive and its core
-    /// is free; the caller must stop running vcore code.
-    pub fn sys_yield(&self, v: u32) -> Result<(), YieldRefused> {
-        let vcpd = self.vcpd(v).ok_or(YieldRefused::NotOnline)?;
-        let slot = self.slot(v).ok_or(YieldRefused::NotOnline)?;
-        let pending = || vcpd.notif_pending.load(Ordering::Acquire);
-        let r = self.locked(|l| {
-            if self.state() == ProcState::Dying {
-                return Err(YieldRefused::Dying);
-            }
-            if pending() {
-                return Err(YieldRefused::NotifPending);
-            }
-            if self.mcp {
-                let pos = l
-                    .online
-                    .iter()
-                    .position(|&x| x == v)
-                    .ok_or(YieldRefused::NotOnline)?;
-                // Rule 2: off the list and unmapped, WAITING if it was the
-                // last one, published, fence, and look at `notif_pending`
-                // again. A sender that checked the head, `mapped` or the
-                // state before this saw the vcore (or no WAITING) and set
-                // `notif_pending` first, which the second read sees.
-                let before = self.state();
-                l.online.remove(pos);
-                slot.mapped.store(false, Ordering::Release);
-                let last = l.online.is_empty();
-                if last {
-                    self.set_state(if l.bulk_preempted.is_empty() {
-                        ProcState::Waiting
-                    } else {
-                        // Preempted vcores will come back: not WAITING.
-                        ProcState::RunnableM
-                    });
-                }
-                self.publish_heads(l);
-                fence(Ordering::SeqCst);
-                if pending() {
-                    l.online.insert(pos, v).expect("it was just there");
-                    slot.mapped.store(true, Ordering::Release);
-                    self.set_state(before);
-                    return Err(YieldRefused::NotifPending);
-                }
-                // Akaros puts a yielded vcore at the head of the inactive
-                // list: it is the first to come back.
-                l.inactive.insert(0, v).expect("MAX_VCORES capacity");
-                if last && self.state() == ProcState::Waiting {
+    /// `prepare_to_yield`): event-core's `VcoreSet::yield_vcore`, then the
+    /// core goes back to the scheduler. On success the caller must stop
+    /// running vcore code.
+    pub fn sys_yield(&self, v: u32) -> Result<(), Refused> {
+        let v = VcoreId::new(v).ok_or(Refused::NotOnline)?;
+        match self.vcores().yield_vcore(self.vcpds(), v) {
+            Ok(left) => {
+                sched::release_pcore(left.pcore.get() as usize, self.id, v.get());
+                self.counters.yields.fetch_add(1, Ordering::Relaxed);
+                if left.waiting {
                     self.counters.waits.fetch_add(1, Ordering::Relaxed);
                 }
-            } else {
-                if !slot.mapped.load(Ordering::Relaxed) {
-                    return Err(YieldRefused::NotOnline);
-                }
-                // The SCP's version of rule 2: WAITING and unmapped, fence,
-                // re-check. (A sender sets `notif_pending`, then reads the
-                // state in `is_waiting`, which fences first: proc_ops.rs.)
-                self.set_state(ProcState::Waiting);
-                slot.mapped.store(false, Ordering::Release);
-                fence(Ordering::SeqCst);
-                if pending() {
-                    self.set_state(ProcState::RunningS);
-                    slot.mapped.store(true, Ordering::Release);
-                    return Err(YieldRefused::NotifPending);
-                }
-                self.counters.waits.fetch_add(1, Ordering::Relaxed);
+                Ok(())
             }
-            let pcore = slot.pcore.swap(NONE, Ordering::AcqRel);
-            sched::release_pcore(pcore, self.id, v);
-            Ok(())
-        });
-        match r {
-            Ok(()) => self.counters.yields.fetch_add(1, Ordering::Relaxed),
-            Err(YieldRefused::NotifPending) => {
-                self.counters.yields_refused.fetch_add(1, Ordering::Relaxed)
+            Err(e) => {
+                if e == Refused::NotifPending {
+                    self.counters.yields_refused.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(e)
             }
-            Err(_) => 0,
-        };
-        r
+        }
     }
 
-    /// Starts up to `max` vcores from the head of the inactive list (rule
-    /// 4) on free cores, and wakes those cores. Returns how many started.
+    /// Starts up to `max` vcores from the head of the inactive list on
+    /// free cores (event-core's `VcoreSet::grant`), and wakes those cores.
+    /// Returns how many started.
     pub fn grant(&self, max: usize) -> usize {
-        let mut woken: Vec<usize, MAX_VCORES> = Vec::new();
-        self.locked(|l| {
-            match self.state() {
-                ProcState::Dying => return,
-                _ if !self.mcp => {
-                    let slot = &self.vcores[0];
-                    if max > 0 && !slot.mapped.load(Ordering::Relaxed) {
-                        if let Some(c) = sched::claim_pcore(self.id, 0) {
-                            slot.pcore.store(c as u32, Ordering::Release);
-                            slot.mapped.store(true, Ordering::Release);
-                            self.set_state(ProcState::RunningS);
-                            let _ = woken.push(c);
-                        }
+        let mut started = 0;
+        while started < max {
+            let Some(cpu) = sched::reserve_pcore(self.id) else {
+                break;
+            };
+            match self.vcores().grant(PcoreId::new(cpu as u32)) {
+                Ok(run) => {
+                    if let Some(slot) = self.slot(run.vcore) {
+                        slot.last_pcore.store(run.pcore.get(), Ordering::Release);
                     }
-                    return;
+                    sched::assign_pcore(cpu, self.id, run.vcore.get());
+                    started += 1;
                 }
-                _ => {}
-            }
-            while woken.len() < max {
-                let Some(&v) = l.inactive.first() else { break };
-                let Some(c) = sched::claim_pcore(self.id, v) else {
+                Err(_) => {
+                    sched::unreserve_pcore(cpu, self.id);
                     break;
-                };
-                l.inactive.remove(0);
-                l.online.push(v).expect("MAX_VCORES capacity");
-                let slot = &self.vcores[v as usize];
-                slot.pcore.store(c as u32, Ordering::Release);
-                slot.mapped.store(true, Ordering::Release);
-                let _ = woken.push(c);
+                }
             }
-            if !l.online.is_empty() {
-                self.set_state(ProcState::RunningM);
-            }
-        });
-        for &c in &woken {
-            sched::wake_pcore(c);
         }
         self.counters
             .starts
-            .fetch_add(woken.len() as u64, Ordering::Relaxed);
-        woken.len()
+            .fetch_add(started as u64, Ordering::Relaxed);
+        started
     }
 
-    /// `ProcOps::wakeup`: a WAITING process becomes runnable and gets
-    /// cores, starting from the inactive head.
+    /// `ProcOps::make_runnable`: the process left WAITING; give it cores,
+    /// starting from the inactive head.
+    pub fn make_runnable(&self) {
+        self.counters.wakeups.fetch_add(1, Ordering::Relaxed);
+        self.grant(MAX_VCORES);
+    }
+
+    /// Wakes a WAITING process (as a WAKEUP event would): it becomes
+    /// runnable and gets cores.
     pub fn wakeup(&self) {
-        let woke = self.locked(|_| {
-            if self.state() != ProcState::Waiting {
-                return false;
-            }
-            self.set_state(if self.mcp {
-                ProcState::RunnableM
-            } else {
-                ProcState::RunnableS
-            });
-            true
-        });
-        if woke {
-            self.counters.wakeups.fetch_add(1, Ordering::Relaxed);
-            self.grant(MAX_VCORES);
+        if self.vcores().wakeup() == Ok(true) {
+            self.make_runnable();
         }
     }
 
@@ -696,35 +535,22 @@ impl Process {
         mut due: impl FnMut() -> u64,
     ) -> Vec<usize, MAX_VCORES> {
         let mut cores = Vec::new();
-        if !self.mcp {
+        let Ok(online) = self.vcores().members(VcoreList::Online) else {
             return cores;
+        };
+        for v in online {
+            if (keep_one && self.vcores().num_vcores() <= 1) || !pick(v.get()) {
+                continue;
+            }
+            let Some(slot) = self.slot(v) else { continue };
+            // The due tick first: the restart path reads it once the vcore
+            // is on the bulk-preempted list.
+            slot.restart_tick.store(due(), Ordering::Relaxed);
+            if let Ok(stop) = self.vcores().preempt(self.vcpds(), v) {
+                slot.last_pcore.store(stop.pcore.get(), Ordering::Release);
+                let _ = cores.push(stop.pcore.get() as usize);
+            }
         }
-        self.locked(|l| {
-            if self.state() == ProcState::Dying {
-                return;
-            }
-            let snapshot = l.online.clone();
-            for v in snapshot {
-                if (keep_one && l.online.len() <= 1) || !pick(v) {
-                    continue;
-                }
-                let pos = l.online.iter().position(|&x| x == v).expect("online");
-                l.online.remove(pos);
-                l.bulk_preempted.push(v).expect("MAX_VCORES capacity");
-                let slot = &self.vcores[v as usize];
-                slot.mapped.store(false, Ordering::Release);
-                slot.restart_tick.store(due(), Ordering::Relaxed);
-                // Tell the process (its other vcores recover this one's
-                // public mailbox while it is away).
-                if let Some(vcpd) = self.vcpd(v) {
-                    vcpd.set_flags(VcpdFlags::PREEMPTED, Ordering::SeqCst);
-                }
-                let _ = cores.push(slot.pcore.load(Ordering::Relaxed) as usize);
-            }
-            if l.online.is_empty() && !l.bulk_preempted.is_empty() {
-                self.set_state(ProcState::RunnableM);
-            }
-        });
         self.counters
             .preemptions
             .fetch_add(cores.len() as u64, Ordering::Relaxed);
@@ -732,37 +558,23 @@ impl Process {
     }
 
     /// Restarts every bulk-preempted vcore due at `tick` (all of them if
-    /// `all`), on the core it was preempted on. Returns how many.
+    /// `all`), on the core it was preempted on (parked in the preemption
+    /// handler until the vcore is mapped again). Returns how many.
     pub fn restart_due(&self, tick: u64, all: bool) -> usize {
-        let n = self.locked(|l| {
-            if self.state() == ProcState::Dying {
-                return 0;
+        let Ok(bulk) = self.vcores().members(VcoreList::BulkPreempted) else {
+            return 0;
+        };
+        let mut n = 0;
+        for v in bulk {
+            let Some(slot) = self.slot(v) else { continue };
+            if !all && slot.restart_tick.load(Ordering::Relaxed) > tick {
+                continue;
             }
-            let mut n = 0;
-            let snapshot = l.bulk_preempted.clone();
-            for v in snapshot {
-                let slot = &self.vcores[v as usize];
-                if !all && slot.restart_tick.load(Ordering::Relaxed) > tick {
-                    continue;
-                }
-                let pos = l.bulk_preempted.iter().position(|&x| x == v).expect("bulk");
-                l.bulk_preempted.remove(pos);
-                l.online.push(v).expect("MAX_VCORES capacity");
-                if let Some(vcpd) = self.vcpd(v) {
-                    vcpd.clear_flags(VcpdFlags::PREEMPTED, Ordering::SeqCst);
-                    // Rule 3: make it look at its mailboxes before anything else.
-                    vcpd.notif_pending.store(true, Ordering::Release);
-                }
-                sched::mark_restarted(slot.pcore.load(Ordering::Relaxed) as usize);
-                // Last: the parked core resumes when it sees this.
-                slot.mapped.store(true, Ordering::Release);
+            let pcore = PcoreId::new(slot.last_pcore.load(Ordering::Acquire));
+            if self.vcores().restart(self.vcpds(), v, pcore).is_ok() {
                 n += 1;
             }
-            if !l.online.is_empty() {
-                self.set_state(ProcState::RunningM);
-            }
-            n
-        });
+        }
         self.counters
             .restarts
             .fetch_add(n as u64, Ordering::Relaxed);
@@ -772,14 +584,10 @@ impl Process {
     /// Destroys the process: DYING (sends are dropped from now on), every
     /// vcore unmapped and its core released; vcore code notices and stops.
     pub fn destroy(&self) {
-        self.locked(|_| {
-            self.set_state(ProcState::Dying);
-            for v in 0..self.nr_vcores {
-                let slot = &self.vcores[v as usize];
-                slot.mapped.store(false, Ordering::Release);
-                let pcore = slot.pcore.swap(NONE, Ordering::AcqRel);
-                sched::release_pcore(pcore, self.id, v);
+        if let Ok(stops) = self.vcores().destroy() {
+            for stop in stops {
+                sched::release_pcore(stop.pcore.get() as usize, self.id, stop.vcore.get());
             }
-        });
+        }
     }
 }

@@ -51,6 +51,8 @@ pub const PREEMPT_VECTOR: Vector = Vector::new(0x60).unwrap();
 pub const TICK_HZ: u32 = 1000;
 
 const FREE: u32 = u32::MAX;
+/// The vcore half of an assignment while the core is only reserved.
+const RESERVED: u32 = 0xffff;
 
 /// The scheduler's view of one physical core.
 #[derive(Debug)]
@@ -114,7 +116,7 @@ fn encode(pid: usize, v: u32) -> u32 {
 }
 
 fn decode(a: u32) -> Option<(usize, u32)> {
-    (a != FREE).then_some(((a >> 16) as usize, a & 0xffff))
+    (a != FREE && a & 0xffff != RESERVED).then_some(((a >> 16) as usize, a & 0xffff))
 }
 
 /// Pcore `cpu`.
@@ -142,20 +144,38 @@ pub fn cores_of(pid: usize) -> usize {
         .count()
 }
 
-/// Claims a free pcore for vcore `v` of process `pid` (called under that
-/// process's lock); its index.
-pub fn claim_pcore(pid: usize, v: u32) -> Option<usize> {
+/// Reserves a free pcore for process `pid` (which vcore runs there is the
+/// process's `VcoreSet`'s choice, made next); its index.
+pub fn reserve_pcore(pid: usize) -> Option<usize> {
     pcores().find_map(|(cpu, p)| {
         p.assigned
-            .compare_exchange(FREE, encode(pid, v), Ordering::AcqRel, Ordering::Relaxed)
+            .compare_exchange(
+                FREE,
+                encode(pid, RESERVED),
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            )
             .is_ok()
             .then_some(cpu)
     })
 }
 
-/// Frees `cpu` if vcore `v` of `pid` holds it (called under the lock).
-pub fn release_pcore(cpu: u32, pid: usize, v: u32) {
-    if let Some(p) = PCORES.get(cpu as usize) {
+/// Gives back a reservation that found no vcore to run.
+pub fn unreserve_pcore(cpu: usize, pid: usize) {
+    release_pcore(cpu, pid, RESERVED);
+}
+
+/// Runs vcore `v` of `pid` on the pcore reserved for it, and wakes it.
+pub fn assign_pcore(cpu: usize, pid: usize, v: u32) {
+    PCORES[cpu]
+        .assigned
+        .store(encode(pid, v), Ordering::Release);
+    wake_pcore(cpu);
+}
+
+/// Frees `cpu` if vcore `v` of `pid` holds it.
+pub fn release_pcore(cpu: usize, pid: usize, v: u32) {
+    if let Some(p) = PCORES.get(cpu) {
         let _ =
             p.assigned
                 .compare_exchange(encode(pid, v), FREE, Ordering::AcqRel, Ordering::Relaxed);
@@ -170,13 +190,6 @@ pub fn wake_pcore(cpu: usize) {
 /// Sends the notification IPI to `cpu`.
 pub fn notify_pcore(cpu: usize) {
     lapic::send_ipi(cpu, NOTIFY_VECTOR);
-}
-
-/// Marks the vcore on `cpu` as restarted (process.rs, under the lock).
-pub fn mark_restarted(cpu: usize) {
-    if let Some(p) = PCORES.get(cpu) {
-        p.restarted.store(true, Ordering::Release);
-    }
 }
 
 /// Bulk-preempts the online vcores `pick` chooses and sends their cores

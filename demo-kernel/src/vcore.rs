@@ -28,7 +28,7 @@ use core::sync::atomic::Ordering;
 use vcpd_abi::VcpdFlags;
 use x86_64::instructions::interrupts;
 
-use crate::process::{Kind, NONE, ProcState, Process, Rx};
+use crate::process::{Kind, NONE, ProcState, Process, Rx, vc};
 use crate::sched::{self, Pcore};
 
 /// What a vcore's program asks for after one step.
@@ -103,18 +103,18 @@ fn run_receiver(p: &'static Process, v: u32) {
     let pc = sched::this_pcore();
     let rx = p.receiver();
     pc.restarted.store(false, Ordering::Relaxed);
-    rx.vcore_online(v);
+    rx.vcore_online(vc(v));
     loop {
         if p.state() == ProcState::Dying {
             return;
         }
         if pc.restarted.swap(false, Ordering::AcqRel) {
-            rx.vcore_online(v);
+            rx.vcore_online(vc(v));
         }
         if pc.notified.swap(false, Ordering::AcqRel)
-            || rx.vcpd(v).notif_pending.load(Ordering::Acquire)
+            || rx.vcpd(vc(v)).notif_pending.load(Ordering::Acquire)
         {
-            rx.handle_events(v);
+            rx.handle_events(vc(v));
         }
         let recovered = if p.is_mcp() {
             recover_preempted(p, &rx, v, pc)
@@ -131,13 +131,13 @@ fn run_receiver(p: &'static Process, v: u32) {
             Step::Idle if recovered > 0 => {}
             Step::Idle => idle(p, &rx, v, pc),
             Step::Yield => {
-                rx.prepare_to_yield(v);
+                rx.prepare_to_yield(vc(v));
                 if p.sys_yield(v).is_ok() {
                     return;
                 }
                 // Refused: a message arrived after the drain (handle it),
                 // or the kernel is preempting us (we park in a moment).
-                rx.vcore_online(v);
+                rx.vcore_online(vc(v));
             }
         }
     }
@@ -147,14 +147,14 @@ fn run_receiver(p: &'static Process, v: u32) {
 fn recover_preempted(p: &Process, rx: &Rx, me: u32, pc: &Pcore) -> usize {
     let mut n = 0;
     for other in (0..p.nr_vcores()).filter(|&o| o != me) {
-        let vcpd = rx.vcpd(other);
+        let vcpd = rx.vcpd(vc(other));
         if !vcpd.flags(Ordering::Acquire).contains(VcpdFlags::PREEMPTED)
             || rx.mbox_is_empty(&vcpd.ev_mbox_public)
         {
             continue;
         }
         pc.recovering.store(other, Ordering::Relaxed);
-        n += rx.recover_public_mbox(me, other);
+        n += rx.recover_public_mbox(vc(me), vc(other));
         pc.recovering.store(NONE, Ordering::Relaxed);
     }
     p.counters.recovered.fetch_add(n as u64, Ordering::Relaxed);
@@ -168,7 +168,7 @@ fn idle(p: &Process, rx: &Rx, v: u32, pc: &Pcore) {
     interrupts::disable();
     let pending = pc.notified.load(Ordering::Acquire)
         || pc.restarted.load(Ordering::Acquire)
-        || rx.vcpd(v).notif_pending.load(Ordering::Acquire)
+        || rx.vcpd(vc(v)).notif_pending.load(Ordering::Acquire)
         || p.finishing()
         || p.state() == ProcState::Dying;
     if pending {

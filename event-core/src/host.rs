@@ -1,86 +1,155 @@
-//! [`ProcOps`]: what event delivery needs to know about, and do to, a
-//! process. A kernel implements it once per process type.
+//! What a kernel provides: [`ProcOps`], implemented once per process type,
+//! and [`ProcEvents`], the per-process state event delivery keeps in the
+//! kernel's process struct.
 //!
-//! # The protocol the host must keep
+//! A kernel that uses the library's [`VcoreSet`](crate::vcores::VcoreSet)
+//! implements six methods: `UserMemory::translate` and the five required
+//! methods of [`ProcOps`]. Memory safety rests only on
+//! [`UserMemory`] (an `unsafe trait`); guarantee 4 rests on the vcore
+//! protocol, which `VcoreSet` keeps (see [`crate::vcores`] for a kernel
+//! that keeps its own lists).
 //!
-//! Memory safety rests only on [`UserMemory`](vcpd_abi::UserMemory) (an
-//! `unsafe trait`, inherited through [`ucq::ProducerHost`]). The guarantee
-//! that no spammed message is lost additionally rests on the host keeping
-//! these rules, which mirror the kernel Akaros's event code was written for:
-//!
-//! 1. Every vcore id below [`max_vcores`](ProcOps::max_vcores) of an MCP is
-//!    on exactly one of three ordered lists: online, bulk-preempted,
-//!    inactive. The `*_head` peeks read the current head with an atomic load
-//!    (acquire) and may be called without the process lock.
-//! 2. Yield (a vcore giving up its core), under the process lock: refuse if
-//!    the vcore's `notif_pending` is set; otherwise remove it from the online
-//!    list and, if it was the last vcore online or bulk-preempted, set the
-//!    process WAITING; then issue a `SeqCst` fence and check `notif_pending`
-//!    again. If it is now set, undo both (back on the online list, not
-//!    WAITING) and refuse. Only then put the vcore at the *head* of the
-//!    inactive list. (A sender posts, sets `notif_pending`, fences, and then
-//!    checks whether the vcore is still the list head, or whether the
-//!    process is WAITING and needs a wakeup: each side sees the other.)
-//!    An SCP's yield is the same without lists: refuse on `notif_pending`,
-//!    set WAITING, fence, re-check, undo if set.
-//! 3. A vcore that comes back online (restarted after a bulk preemption, or
-//!    started from the inactive list) checks its mailboxes before running
-//!    anything else; a vcore coming online sets its `CAN_RCV_MSG`.
-//! 4. Restarting a process (wakeup, or granting cores) takes vcores from the
-//!    head of the inactive list first: the inactive head is "the vcore that
-//!    will be woken", and, with yields going to the head, the vcore that
-//!    yielded last.
-//! 5. While [`with_proc_lock`](ProcOps::with_proc_lock) runs its closure,
-//!    the lists and the process state do not change.
-//! 6. [`ipi_vcore`](ProcOps::ipi_vcore) interrupts the physical core a
-//!    vcore is mapped to; a spurious interrupt (the vcore moved) must be
-//!    harmless. The interrupt handler leaves event handling to vcore code.
-//!
-//! `send_event` must not be called with the process lock held (it may take
-//! it), nor from interrupt context (it may take the UCQ lock).
+//! `send_event` must not be called from interrupt context (it may take the
+//! UCQ page-switch lock) and fails cleanly, rather than deadlocking, when
+//! called on a CPU that holds the process lock.
 
+use core::fmt;
+use core::ptr::NonNull;
+
+use ucq::{HashLocks, UcqLocks, UserPageAlloc};
+use vcpd_abi::sync::AtomicUsize;
+use vcpd_abi::{MAX_NR_EVENT, ProcDataN, UserMemory, Vcpd};
+
+use crate::ids::PcoreId;
 use crate::stats::EventStats;
+use crate::vcores::{ProcControl, VcoreLists};
 
-/// A process, as the event layer sees it.
-pub trait ProcOps: ucq::ProducerHost {
-    /// A many-core process (as opposed to a single-core one: vcore 0 only).
-    fn is_mcp(&self) -> bool;
-    /// The process is being destroyed: events are dropped silently.
-    fn is_dying(&self) -> bool;
-    /// The process is WAITING: every vcore yielded, waiting for an event.
-    fn is_waiting(&self) -> bool;
-    /// The number of vcores the process has asked for (round-robin range).
-    fn num_vcores(&self) -> u32;
-    /// The bound on vcore ids the kernel will touch (at most
-    /// [`MAX_NUM_VCORES`](vcpd_abi::MAX_NUM_VCORES)).
-    fn max_vcores(&self) -> u32;
-    /// Whether the vcore is mapped to a physical core now (unlocked peek).
-    fn vcore_is_mapped(&self, vcoreid: u32) -> bool;
-    /// Head of the online list (unlocked peek).
-    fn online_head(&self) -> Option<u32>;
-    /// Head of the bulk-preempted list (unlocked peek).
-    fn bulk_preempted_head(&self) -> Option<u32>;
-    /// Head of the inactive list (unlocked peek).
-    fn inactive_head(&self) -> Option<u32>;
-    /// Runs `f` under the process lock: lists and state stay put meanwhile.
-    fn with_proc_lock<R>(&self, f: impl FnOnce() -> R) -> R;
-    /// Interrupts the physical core the vcore is mapped to, if any.
-    fn ipi_vcore(&self, vcoreid: u32);
-    /// Wakes a WAITING process (makes it runnable; vcores then start from
-    /// the inactive list's head).
-    fn wakeup(&self);
-    /// User address of the process's procdata (`vcpd_abi::ProcData` layout
-    /// with at least `max_vcores()` VCPDs).
-    fn procdata_addr(&self) -> usize;
-    /// Runs `f` with the process's address space loaded (switch_to /
-    /// switch_back). The default assumes it always is.
+/// A process, as event delivery sees it.
+///
+/// Supertrait: [`UserMemory`], the check every user address goes through.
+pub trait ProcOps: UserMemory {
+    /// Where the vcore lists live: normally
+    /// [`VcoreSet`](crate::vcores::VcoreSet).
+    type Vcores: VcoreLists + ProcControl;
+
+    /// The process's event state in kernel memory (its vcores, counters
+    /// and UCQ locks).
+    fn events(&self) -> &ProcEvents<Self::Vcores>;
+
+    /// The process's procdata (kernel-event table and VCPDs), as the
+    /// kernel reaches it. Procdata is placed by the kernel and the process
+    /// cannot move it, so it is checked once (when the process is made),
+    /// not on every send.
+    fn procdata(&self) -> ProcDataRef<'_>;
+
+    /// Maps a zeroed, page-aligned, writable page into the process and
+    /// returns its user address (UCQ growth), or `None`.
+    fn alloc_user_page(&self) -> Option<usize>;
+
+    /// Interrupts physical core `pcore` with the kernel's notification
+    /// vector. The vcore may have left meanwhile: a spurious interrupt
+    /// must be harmless.
+    fn ipi(&self, pcore: PcoreId);
+
+    /// The process left WAITING (an event with `WAKEUP` arrived): put it on
+    /// the kernel's run queue. Its scheduler then grants cores, which
+    /// start vcores from the inactive head. Called without any event lock.
+    fn make_runnable(&self);
+
+    /// Runs `f` with the process's address space loaded (Akaros's
+    /// `switch_to` / `switch_back`). The default assumes it always is.
     fn with_address_space<R>(&self, f: impl FnOnce() -> R) -> R {
         f()
     }
-    /// Whether the caller runs in interrupt context (where sends are refused).
+
+    /// Whether the caller runs in interrupt context, where sends are
+    /// refused.
     fn in_irq_context(&self) -> bool {
         false
     }
-    /// The process's event counters.
-    fn stats(&self) -> &EventStats;
+}
+
+/// A checked view of a process's procdata: its kernel-event table and its
+/// VCPDs (as many as the process may have).
+#[derive(Clone, Copy, Debug)]
+pub struct ProcDataRef<'a> {
+    /// `kernel_evts`: user addresses of event queues, one per event type.
+    pub kernel_evts: &'a [AtomicUsize; MAX_NR_EVENT],
+    /// The VCPD array.
+    pub vcpds: &'a [Vcpd],
+}
+
+impl<'a, const V: usize> From<&'a ProcDataN<V>> for ProcDataRef<'a> {
+    fn from(pd: &'a ProcDataN<V>) -> Self {
+        Self {
+            kernel_evts: &pd.kernel_evts,
+            vcpds: &pd.vcpd,
+        }
+    }
+}
+
+/// Number of UCQ page-switch locks per process.
+const UCQ_LOCKS: usize = 8;
+
+/// The event state of one process, kept in kernel memory: its vcores (a
+/// [`VcoreSet`](crate::vcores::VcoreSet) unless the kernel keeps its own
+/// lists), its counters, and the UCQ producers' page-switch locks.
+pub struct ProcEvents<V> {
+    vcores: V,
+    stats: EventStats,
+    ucq_locks: HashLocks<UCQ_LOCKS>,
+}
+
+impl<V> ProcEvents<V> {
+    /// Event state around the process's vcores.
+    pub fn new(vcores: V) -> Self {
+        Self {
+            vcores,
+            stats: EventStats::new(),
+            ucq_locks: HashLocks::new(),
+        }
+    }
+
+    /// The vcores: lists, mappings, state and every transition.
+    pub fn vcores(&self) -> &V {
+        &self.vcores
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> &EventStats {
+        &self.stats
+    }
+}
+
+impl<V: fmt::Debug> fmt::Debug for ProcEvents<V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ProcEvents")
+            .field("vcores", &self.vcores)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What the UCQ producer needs, assembled from a [`ProcOps`]: its memory
+/// checks and pages, and the locks in its [`ProcEvents`].
+pub(crate) struct UcqHost<'a, P>(pub(crate) &'a P);
+
+// SAFETY: forwards to the process's own `UserMemory`, which keeps the
+// contract.
+unsafe impl<P: ProcOps> UserMemory for UcqHost<'_, P> {
+    #[inline]
+    fn translate(&self, addr: usize, len: usize) -> Option<NonNull<u8>> {
+        self.0.translate(addr, len)
+    }
+}
+
+impl<P: ProcOps> UserPageAlloc for UcqHost<'_, P> {
+    fn alloc_user_page(&self) -> Option<usize> {
+        self.0.alloc_user_page()
+    }
+}
+
+impl<P: ProcOps> UcqLocks for UcqHost<'_, P> {
+    fn with_ucq_lock<R>(&self, key: usize, f: impl FnOnce() -> R) -> R {
+        self.0.events().ucq_locks.with_ucq_lock(key, f)
+    }
 }

@@ -1,94 +1,194 @@
 //! The kernel half: `send_event` and its public relatives.
 //!
 //! Every value read from the process's memory is read once into a local
-//! (the process may change it under us), every pointer is checked through
-//! the host's [`UserMemory`](vcpd_abi::UserMemory) before use, and anything
-//! wrong costs that one message: a `log` warning, a counted [`Dropped`], and
-//! an `Err` the caller may ignore.
+//! (the process may change it under us), every user pointer is checked
+//! through the host's [`UserMemory`](vcpd_abi::UserMemory) before use, and
+//! anything wrong costs that one message: a counted [`Dropped`], a
+//! rate-limited `log` warning, and an `Err` the caller may ignore.
 
-use log::warn;
-use vcpd_abi::procdata::{kernel_evt_offset, vcpd_offset};
-use vcpd_abi::sync::{AtomicUsize, Ordering, fence};
+use vcpd_abi::sync::{Ordering, fence};
 use vcpd_abi::{
-    EV_EVENT, EV_POSIX_SIGNAL, EventMbox, EventMsg, EventQueue, EvqFlags, MAX_NR_EVENT,
-    MAX_NUM_VCORES, MboxRef, UserMemoryExt, Vcpd,
+    EV_EVENT, EV_POSIX_SIGNAL, EventMbox, EventMsg, EventQueue, EvqFlags, MAX_NR_EVENT, MboxRef,
+    UserAddr, Vcpd,
 };
 
-use crate::host::ProcOps;
+use crate::host::{ProcOps, UcqHost};
+use crate::ids::VcoreId;
 use crate::spam::{spam_public_msg, spam_vcore};
-use crate::stats::{Dropped, bump};
+use crate::stats::{BadAddr, Dropped, bump};
+use crate::vcores::{ProcControl, ProcState, VcoreLists};
 
 /// Sends `msg` to the event queue at user address `ev_q`, as the queue's
 /// flags ask. `vcoreid` is the kernel's suggestion of which vcore should
 /// hear about it (used with `VCORE_APPRO`).
 ///
-/// Never from interrupt context; never with the process lock held. Returns
-/// why the message was dropped, if it was (already logged and counted).
+/// Never from interrupt context. Returns why the message was dropped, if
+/// it was (already counted, and logged within the rate limit).
+///
+/// ```
+/// use event_core::abi::{EventMsg, EventQueueBig, EvqFlags};
+/// use event_core::recv::setup::{self, MboxKind};
+/// use event_core::testing::ToyHost;
+/// use event_core::{VcoreId, send_event};
+///
+/// // The process: a queue with its own UCQ, alerting vcore 1 by indirection.
+/// let host = ToyHost::new();
+/// let (q, big) = host.alloc::<EventQueueBig>();
+/// let v1 = VcoreId::new(1).unwrap();
+/// setup::init_big_evq(big, MboxKind::Ucq, EvqFlags::INDIR | EvqFlags::IPI, v1, &host).unwrap();
+///
+/// // The kernel: post, then alert vcore 1 (an indirection and an IPI).
+/// send_event(&host, q.cast(), &EventMsg::new(9).with_arg2(42), VcoreId::ZERO).unwrap();
+/// assert_eq!(host.ipis(), [1]);
+///
+/// // Vcore 1 handles its notification: the indirection drains the queue.
+/// let rx = host.receiver();
+/// let got = std::sync::atomic::AtomicU32::new(0);
+/// rx.handlers()
+///     .register(9, |_, _, msg, seen| {
+///         // SAFETY (doc example): `seen` is the address of `got` below.
+///         let seen = unsafe { &*(seen as *const std::sync::atomic::AtomicU32) };
+///         seen.store(msg.ev_arg2, std::sync::atomic::Ordering::Relaxed);
+///     }, &got as *const _ as usize)
+///     .unwrap();
+/// rx.handle_events(v1);
+/// assert_eq!(got.load(std::sync::atomic::Ordering::Relaxed), 42);
+/// ```
 pub fn send_event<P: ProcOps>(
     p: &P,
-    ev_q: usize,
+    ev_q: UserAddr<EventQueue>,
     msg: &EventMsg,
-    vcoreid: u32,
+    vcoreid: VcoreId,
 ) -> Result<(), Dropped> {
-    if p.in_irq_context() {
-        return Err(dropped(p, Dropped::IrqContext));
-    }
-    if p.is_dying() {
-        return Err(dropped(p, Dropped::Dying));
-    }
-    bump(&p.stats().sends);
+    check_can_send(p)?;
+    bump(&p.events().stats().sends);
     p.with_address_space(|| send_in_process(p, ev_q, msg, vcoreid))
         .map_err(|d| dropped(p, d))
 }
 
+/// The guards every entry point shares: not from an interrupt, not to a
+/// dying process.
+fn check_can_send<P: ProcOps>(p: &P) -> Result<(), Dropped> {
+    if p.in_irq_context() {
+        return Err(dropped(p, Dropped::IrqContext));
+    }
+    if p.events().vcores().state() == ProcState::Dying {
+        return Err(dropped(p, Dropped::Dying));
+    }
+    Ok(())
+}
+
 fn send_in_process<P: ProcOps>(
     p: &P,
-    ev_q_addr: usize,
+    ev_q_addr: UserAddr<EventQueue>,
     msg: &EventMsg,
-    vcoreid: u32,
+    suggested: VcoreId,
 ) -> Result<(), Dropped> {
-    let ev_q = p
-        .user_ref::<EventQueue>(ev_q_addr)
-        .ok_or(Dropped::BadEventQueue(ev_q_addr))?;
+    let ev_q = check(p, ev_q_addr).map_err(|why| Dropped::BadEventQueue {
+        addr: ev_q_addr.get(),
+        why,
+    })?;
+    if evq_is_unset(ev_q) {
+        return Err(Dropped::EventQueueNotSetUp(ev_q_addr.get()));
+    }
     // One read of the flags: every decision below sees the same ones.
     let flags = ev_q.flags();
-    let vcoreid = choose_vcore(p, ev_q, flags, vcoreid)?;
+    let delivered = deliver(p, ev_q, ev_q_addr, msg, suggested, flags);
+    // The wakeup runs whatever happened above: a WAITING process that asked
+    // to be woken by this queue is woken even if this message was dropped.
+    let woken = if flags.contains(EvqFlags::WAKEUP) {
+        wake_if_waiting(p)
+    } else {
+        Ok(())
+    };
+    delivered.and(woken)
+}
+
+fn deliver<P: ProcOps>(
+    p: &P,
+    ev_q: &EventQueue,
+    ev_q_addr: UserAddr<EventQueue>,
+    msg: &EventMsg,
+    suggested: VcoreId,
+    flags: EvqFlags,
+) -> Result<(), Dropped> {
+    let vcoreid = choose_vcore(p, ev_q, flags, suggested)?;
     if flags.contains(EvqFlags::SPAM_PUBLIC) {
         // The message itself goes to public VCPD mailboxes; ev_mbox is ignored.
-        spam_public_msg(p, msg, vcoreid, flags)?;
-    } else {
-        let mbox_addr = match ev_q.ev_mbox.load(Ordering::Acquire) {
-            0 => vcpd_mbox_addr(p, vcoreid, flags.contains(EvqFlags::VCORE_PRIVATE)),
-            addr => addr,
-        };
-        let mbox = p
-            .user_ref::<EventMbox>(mbox_addr)
-            .ok_or(Dropped::BadMailbox(mbox_addr))?;
-        post_ev_msg(p, mbox, msg)?;
-        if flags.contains(EvqFlags::INDIR) {
-            // Store-load: the message must be visible before we read
-            // `ev_alert_pending`. A consumer clears that flag, fences, then
-            // looks at this mailbox: either it sees our message, or we see
-            // its clear and send a new alert.
-            fence(Ordering::SeqCst);
-            send_indir(p, ev_q, ev_q_addr, vcoreid, flags)?;
-        } else {
-            // They may want an IPI without an indirection. No fence needed:
-            // the notification's read-modify-write of `notif_pending` orders
-            // the message before the alert.
-            try_notify(p, vcoreid, flags)?;
+        return spam_public_msg(p, msg, vcoreid, flags);
+    }
+    match ev_q.ev_mbox.load(Ordering::Acquire) {
+        0 => {
+            post_vc_mbox(p, vcoreid, flags.contains(EvqFlags::VCORE_PRIVATE), msg)?;
+        }
+        addr if addr.wrapping_sub(ev_q_addr.get()) < size_of::<EventQueue>() => {
+            return Err(Dropped::MailboxIsTheQueue(addr));
+        }
+        addr => {
+            let mbox = check(p, UserAddr::<EventMbox>::new(addr))
+                .map_err(|why| Dropped::BadMailbox { addr, why })?;
+            post_ev_msg(p, mbox, msg).map_err(|d| match d {
+                Dropped::MailboxNotSetUp { vcore: None, .. } => {
+                    Dropped::MailboxNotSetUp { addr, vcore: None }
+                }
+                d => d,
+            })?;
         }
     }
-    if flags.contains(EvqFlags::WAKEUP) {
-        // Store-load: whatever we posted (and `notif_pending`) must be
-        // visible before we read the process state. The last vcore's yield
-        // sets WAITING, fences, then re-checks `notif_pending` (host rule 2):
-        // either it sees our post and stays, or we see WAITING and wake it.
+    if flags.contains(EvqFlags::INDIR) {
+        // Store-load: the message must be visible before we read
+        // `ev_alert_pending`. A consumer clears that flag, fences, then
+        // looks at this mailbox: either it sees our message, or we see its
+        // clear and send a new alert.
         fence(Ordering::SeqCst);
-        if p.is_waiting() {
-            bump(&p.stats().wakeups);
-            p.wakeup();
-        }
+        send_indir(p, ev_q, ev_q_addr, vcoreid, flags)
+    } else {
+        // They may want an IPI without an indirection. No fence needed:
+        // the notification's read-modify-write of `notif_pending` orders
+        // the message before the alert.
+        try_notify(p, vcoreid, flags)
+    }
+}
+
+/// A user address checked through the host, with the reason if refused.
+fn check<P: ProcOps, T: vcpd_abi::SharedMem>(p: &P, a: UserAddr<T>) -> Result<&T, BadAddr> {
+    if a.is_null() {
+        Err(BadAddr::Null)
+    } else if !a.is_aligned() {
+        Err(BadAddr::Misaligned {
+            align: align_of::<T>(),
+        })
+    } else {
+        a.check(p).ok_or(BadAddr::NotUserMemory)
+    }
+}
+
+/// An all-zero queue was never set up (`setup::init_evq` refuses to make
+/// one): delivering to vcore 0's VCPD mailbox with no alert is what it
+/// would mean, and never what a process wants.
+fn evq_is_unset(q: &EventQueue) -> bool {
+    q.ev_flags.load(Ordering::Relaxed) == 0
+        && q.ev_mbox.load(Ordering::Relaxed) == 0
+        && q.ev_vcore.load(Ordering::Relaxed) == 0
+        && q.ev_handler.load(Ordering::Relaxed) == 0
+        && q.ev_udata.load(Ordering::Relaxed) == 0
+        && !q.ev_alert_pending.load(Ordering::Relaxed)
+}
+
+/// WAKEUP: if the process is WAITING, wake it.
+fn wake_if_waiting<P: ProcOps>(p: &P) -> Result<(), Dropped> {
+    // Store-load: whatever we posted (and `notif_pending`) must be visible
+    // before we read the process state. The last vcore's yield sets
+    // WAITING, fences, then re-checks `notif_pending`: either it sees our
+    // post and stays, or we see WAITING and wake it.
+    fence(Ordering::SeqCst);
+    let vcores = p.events().vcores();
+    if vcores.state() != ProcState::Waiting {
+        return Ok(());
+    }
+    if vcores.wakeup().map_err(Dropped::LockHeld)? {
+        bump(&p.events().stats().wakeups);
+        p.make_runnable();
     }
     Ok(())
 }
@@ -99,54 +199,44 @@ fn choose_vcore<P: ProcOps>(
     p: &P,
     ev_q: &EventQueue,
     flags: EvqFlags,
-    suggested: u32,
-) -> Result<u32, Dropped> {
-    let mut vcoreid = if flags.contains(EvqFlags::VCORE_APPRO) {
-        suggested
+    suggested: VcoreId,
+) -> Result<VcoreId, Dropped> {
+    let mut raw = if flags.contains(EvqFlags::VCORE_APPRO) {
+        suggested.get()
     } else {
         ev_q.ev_vcore.load(Ordering::Relaxed)
     };
     if flags.contains(EvqFlags::ROUNDROBIN) {
-        vcoreid = if p.is_mcp() {
-            let n = p.num_vcores();
-            if n == 0 {
-                return Err(Dropped::NoVcores);
-            }
-            ev_q.ev_vcore.load(Ordering::Relaxed).wrapping_add(1) % n
+        let vcores = p.events().vcores();
+        // Akaros's count of vcores granted now; with none granted (WAITING,
+        // or fully preempted) the choice is vcore 0, and the spam or
+        // WAKEUP that follows finds whoever will run.
+        let n = if vcores.is_mcp() {
+            vcores.num_vcores()
         } else {
             0
         };
-        ev_q.ev_vcore.store(vcoreid, Ordering::Relaxed);
+        raw = match n {
+            0 => 0,
+            n => ev_q.ev_vcore.load(Ordering::Relaxed).wrapping_add(1) % n,
+        };
+        ev_q.ev_vcore.store(raw, Ordering::Relaxed);
     }
-    if !vcoreid_is_safe(p, vcoreid) {
-        return Err(Dropped::UnsafeVcore(vcoreid));
-    }
-    Ok(vcoreid)
+    safe_vcore(p, raw).ok_or(Dropped::UnsafeVcore(raw))
 }
 
-pub(crate) fn vcoreid_is_safe<P: ProcOps>(p: &P, vcoreid: u32) -> bool {
-    (vcoreid as usize) < MAX_NUM_VCORES && vcoreid < p.max_vcores()
+/// `raw` as a vcore of this process, if it is one.
+pub(crate) fn safe_vcore<P: ProcOps>(p: &P, raw: u32) -> Option<VcoreId> {
+    let v = VcoreId::new(raw)?;
+    (raw < p.events().vcores().max_vcores() && v.index() < p.procdata().vcpds.len()).then_some(v)
 }
 
-/// User address of a vcore's public or private VCPD mailbox.
-pub(crate) fn vcpd_mbox_addr<P: ProcOps>(p: &P, vcoreid: u32, private: bool) -> usize {
-    let field = if private {
-        core::mem::offset_of!(Vcpd, ev_mbox_private)
-    } else {
-        core::mem::offset_of!(Vcpd, ev_mbox_public)
-    };
-    p.procdata_addr()
-        .wrapping_add(vcpd_offset(vcoreid as usize))
-        .wrapping_add(field)
-}
-
-/// The vcore's VCPD, checked (procdata is user memory like any other).
-pub(crate) fn vcpd<P: ProcOps>(p: &P, vcoreid: u32) -> Result<&Vcpd, Dropped> {
-    p.user_ref::<Vcpd>(
-        p.procdata_addr()
-            .wrapping_add(vcpd_offset(vcoreid as usize)),
-    )
-    .ok_or(Dropped::BadVcpd(vcoreid))
+/// The vcore's VCPD.
+pub(crate) fn vcpd<P: ProcOps>(p: &P, v: VcoreId) -> Result<&Vcpd, Dropped> {
+    p.procdata()
+        .vcpds
+        .get(v.index())
+        .ok_or(Dropped::BadVcpd(v.get()))
 }
 
 /// Posts into a mailbox of whatever type it says it is.
@@ -155,39 +245,50 @@ pub(crate) fn post_ev_msg<P: ProcOps>(
     mbox: &EventMbox,
     msg: &EventMsg,
 ) -> Result<(), Dropped> {
-    let stats = p.stats();
+    let stats = p.events().stats();
     match mbox.body() {
-        Ok(MboxRef::Ucq(ucq)) => ucq::send(ucq, msg, p, &stats.ucq).map_err(|e| {
-            // An SCP may get events before it sets its queues up; only an
-            // MCP's unready queue is worth a warning.
-            if e == ucq::SendError::NotReady && p.is_mcp() {
-                warn!(
-                    "event: message type {} to an uninitialised UCQ",
-                    msg.ev_type
-                );
-            }
-            Dropped::Ucq(e)
-        }),
+        Ok(MboxRef::Ucq(ucq)) => ucq::send(ucq, msg, &UcqHost(p), &stats.ucq).map_err(Dropped::Ucq),
         Ok(MboxRef::Bitmap(bm)) => {
             evbitmap::send(bm, msg.ev_type, &stats.bitmap).map_err(Dropped::Bitmap)
         }
         Ok(MboxRef::Ceq(ceq)) => ceq::send(ceq, msg, p, &stats.ceq)
             .map(drop)
             .map_err(Dropped::Ceq),
+        Err(e) if e.0 == 0 => Err(Dropped::MailboxNotSetUp {
+            addr: 0,
+            vcore: None,
+        }),
         Err(e) => Err(Dropped::UnknownMailboxType(e.0)),
     }
+}
+
+/// Posts to one of a vcore's VCPD mailboxes (without `notif_pending`).
+fn post_vc_mbox<'p, P: ProcOps>(
+    p: &'p P,
+    v: VcoreId,
+    private: bool,
+    msg: &EventMsg,
+) -> Result<&'p Vcpd, Dropped> {
+    let vcpd = vcpd(p, v)?;
+    post_ev_msg(p, vcpd.mbox(private), msg).map_err(|d| match d {
+        Dropped::MailboxNotSetUp { addr, .. } => Dropped::MailboxNotSetUp {
+            addr,
+            vcore: Some(v.get()),
+        },
+        d => d,
+    })?;
+    Ok(vcpd)
 }
 
 /// Posts to one of a vcore's VCPD mailboxes, then sets its
 /// `notif_pending`, so a vcore racing to yield sees it.
 pub(crate) fn post_vc_msg<P: ProcOps>(
     p: &P,
-    vcoreid: u32,
+    v: VcoreId,
     private: bool,
     msg: &EventMsg,
 ) -> Result<(), Dropped> {
-    let vcpd = vcpd(p, vcoreid)?;
-    post_ev_msg(p, vcpd.mbox(private), msg)?;
+    let vcpd = post_vc_mbox(p, v, private, msg)?;
     // Set even without IPI: the flag is what stops a yield. Release: whoever
     // sees it set sees the message. A swap rather than a store, like every
     // write of this flag, so the writes are totally ordered with the
@@ -196,28 +297,31 @@ pub(crate) fn post_vc_msg<P: ProcOps>(
     Ok(())
 }
 
-/// proc_notify: mark the vcore as having a notification, and interrupt it
-/// if it wants interrupts and is mapped.
-pub(crate) fn notify_vcore<P: ProcOps>(p: &P, vcoreid: u32) -> Result<(), Dropped> {
-    let vcpd = vcpd(p, vcoreid)?;
-    bump(&p.stats().notifies);
+/// proc_notify: mark the vcore as having a notification, and interrupt its
+/// core if it wants interrupts and is mapped.
+pub(crate) fn notify_vcore<P: ProcOps>(p: &P, v: VcoreId) -> Result<(), Dropped> {
+    let vcpd = vcpd(p, v)?;
+    let stats = p.events().stats();
+    bump(&stats.notifies);
     vcpd.notif_pending.swap(true, Ordering::AcqRel);
     // Store-load: `notif_pending` must be visible before we read
     // `notif_disabled`. The vcore clears `notif_disabled`, fences, and checks
     // `notif_pending`: one of us sees the other's write.
     fence(Ordering::SeqCst);
-    if !vcpd.notif_disabled.load(Ordering::Acquire) && p.vcore_is_mapped(vcoreid) {
-        bump(&p.stats().ipis);
-        p.ipi_vcore(vcoreid);
+    if !vcpd.notif_disabled.load(Ordering::Acquire) {
+        if let Some(pcore) = p.events().vcores().pcore_of(v) {
+            bump(&stats.ipis);
+            p.ipi(pcore);
+        }
     }
     Ok(())
 }
 
 /// Notifies the vcore if the queue asked for IPIs and the vcore is mapped
 /// (an unlocked peek; a stale answer is harmless).
-pub(crate) fn try_notify<P: ProcOps>(p: &P, vcoreid: u32, flags: EvqFlags) -> Result<(), Dropped> {
-    if flags.contains(EvqFlags::IPI) && p.vcore_is_mapped(vcoreid) {
-        notify_vcore(p, vcoreid)?;
+pub(crate) fn try_notify<P: ProcOps>(p: &P, v: VcoreId, flags: EvqFlags) -> Result<(), Dropped> {
+    if flags.contains(EvqFlags::IPI) && p.events().vcores().pcore_of(v).is_some() {
+        notify_vcore(p, v)?;
     }
     Ok(())
 }
@@ -227,80 +331,134 @@ pub(crate) fn try_notify<P: ProcOps>(p: &P, vcoreid: u32, flags: EvqFlags) -> Re
 fn send_indir<P: ProcOps>(
     p: &P,
     ev_q: &EventQueue,
-    ev_q_addr: usize,
-    vcoreid: u32,
+    ev_q_addr: UserAddr<EventQueue>,
+    v: VcoreId,
     flags: EvqFlags,
 ) -> Result<(), Dropped> {
+    let stats = p.events().stats();
     if !flags.contains(EvqFlags::NOTHROTTLE) && ev_q.ev_alert_pending.load(Ordering::Acquire) {
         // An earlier indirection has not been acknowledged; the consumer
         // clears the flag before draining, so it will see our message.
-        bump(&p.stats().indirs_throttled);
+        bump(&stats.indirs_throttled);
         return Ok(());
     }
     ev_q.ev_alert_pending.store(true, Ordering::Relaxed);
     // The flag must be set before any write of the indirection: a consumer
     // that handles it clears the flag, and its clear must land after ours.
     fence(Ordering::Release);
-    let indir = EventMsg::new(EV_EVENT).with_arg3(ev_q_addr);
-    bump(&p.stats().indirs_sent);
+    let indir = EventMsg::new(EV_EVENT).with_arg3(ev_q_addr.get());
+    bump(&stats.indirs_sent);
     if flags.contains(EvqFlags::SPAM_INDIR) {
         // Guarantee it reaches some vcore that will run.
-        spam_public_msg(p, &indir, vcoreid, flags)
+        spam_public_msg(p, &indir, v, flags)
     } else {
-        spam_vcore(p, vcoreid, &indir, flags)
+        spam_vcore(p, v, &indir, flags)
     }
 }
 
 /// Sends a kernel-initiated event of type `msg.ev_type` to the queue the
 /// process registered in `kernel_evts` for it, if any.
-pub fn send_kernel_event<P: ProcOps>(p: &P, msg: &EventMsg, vcoreid: u32) -> Result<(), Dropped> {
-    let ev_type = usize::from(msg.ev_type);
-    if ev_type >= MAX_NR_EVENT {
+///
+/// ```
+/// use event_core::abi::{EV_ALARM, EventMsg, EventQueue, EvqFlags, UserAddr};
+/// use event_core::recv::setup;
+/// use event_core::testing::ToyHost;
+/// use event_core::{VcoreId, send_kernel_event};
+///
+/// let host = ToyHost::new();
+/// // Nothing registered for alarms: nothing happens.
+/// send_kernel_event(&host, &EventMsg::new(EV_ALARM), VcoreId::ZERO).unwrap();
+/// // The process asks for alarms on vcore 3's VCPD mailbox, with an IPI.
+/// let (q, queue) = host.alloc::<EventQueue>();
+/// let v3 = VcoreId::new(3).unwrap();
+/// setup::init_evq(queue, UserAddr::NULL, EvqFlags::IPI, v3).unwrap();
+/// host.receiver().enable_kevent(EV_ALARM, q).unwrap();
+/// send_kernel_event(&host, &EventMsg::new(EV_ALARM), VcoreId::ZERO).unwrap();
+/// assert_eq!(host.ipis(), [3]);
+/// ```
+pub fn send_kernel_event<P: ProcOps>(
+    p: &P,
+    msg: &EventMsg,
+    vcoreid: VcoreId,
+) -> Result<(), Dropped> {
+    let Some(slot) = p.procdata().kernel_evts.get(usize::from(msg.ev_type)) else {
         return Err(dropped(p, Dropped::BadKernelEventType(msg.ev_type)));
-    }
-    let slot_addr = p.procdata_addr().wrapping_add(kernel_evt_offset(ev_type));
-    let ev_q = p.with_address_space(|| {
-        p.user_ref::<AtomicUsize>(slot_addr)
-            .map(|slot| slot.load(Ordering::Acquire))
-            .ok_or(Dropped::BadEventQueue(slot_addr))
-    });
-    match ev_q {
-        Ok(0) => Ok(()), // the process does not want these
-        Ok(ev_q) => send_event(p, ev_q, msg, vcoreid),
-        Err(d) => Err(dropped(p, d)),
+    };
+    debug_assert!(usize::from(msg.ev_type) < MAX_NR_EVENT);
+    match slot.load(Ordering::Acquire) {
+        0 => Ok(()), // the process does not want these
+        ev_q => send_event(p, UserAddr::new(ev_q), msg, vcoreid),
     }
 }
 
 /// Posts `msg` straight to a vcore's VCPD mailbox (private with
 /// `VCORE_PRIVATE` in `flags`), whatever the process asked for, and sets
 /// its `notif_pending`. Interrupts it only if `flags` has `IPI`.
+///
+/// ```
+/// use event_core::abi::{EventMsg, EvqFlags};
+/// use event_core::testing::ToyHost;
+/// use event_core::{VcoreId, post_vcore_event};
+///
+/// let host = ToyHost::new();
+/// let v2 = VcoreId::new(2).unwrap();
+/// post_vcore_event(&host, &EventMsg::new(5), v2, EvqFlags::VCORE_PRIVATE).unwrap();
+/// let rx = host.receiver();
+/// assert!(rx.vcpd(v2).notif_pending.load(core::sync::atomic::Ordering::Relaxed));
+/// let private = &rx.vcpd(v2).ev_mbox_private;
+/// assert_eq!(rx.extract_one(private).map(|m| m.ev_type), Some(5));
+/// ```
 pub fn post_vcore_event<P: ProcOps>(
     p: &P,
     msg: &EventMsg,
-    vcoreid: u32,
+    vcoreid: VcoreId,
     flags: EvqFlags,
 ) -> Result<(), Dropped> {
-    if !vcoreid_is_safe(p, vcoreid) {
-        return Err(dropped(p, Dropped::UnsafeVcore(vcoreid)));
-    }
+    check_can_send(p)?;
+    let Some(v) = safe_vcore(p, vcoreid.get()) else {
+        return Err(dropped(p, Dropped::UnsafeVcore(vcoreid.get())));
+    };
     p.with_address_space(|| {
-        post_vc_msg(p, vcoreid, flags.contains(EvqFlags::VCORE_PRIVATE), msg)?;
-        try_notify(p, vcoreid, flags)
+        post_vc_msg(p, v, flags.contains(EvqFlags::VCORE_PRIVATE), msg)?;
+        try_notify(p, v, flags)
     })
     .map_err(|d| dropped(p, d))
 }
 
 /// Sends POSIX signal `sig` as an `EV_POSIX_SIGNAL` kernel event (nothing
 /// happens if the process registered no queue for it).
+///
+/// ```
+/// use event_core::abi::{EV_POSIX_SIGNAL, EventQueue, EvqFlags, UserAddr};
+/// use event_core::recv::setup;
+/// use event_core::testing::ToyHost;
+/// use event_core::{VcoreId, send_posix_signal};
+///
+/// let host = ToyHost::new();
+/// let (q, queue) = host.alloc::<EventQueue>();
+/// setup::init_evq(queue, UserAddr::NULL, EvqFlags::SPAM_PUBLIC, VcoreId::ZERO).unwrap();
+/// let rx = host.receiver();
+/// rx.enable_kevent(EV_POSIX_SIGNAL, q).unwrap();
+/// send_posix_signal(&host, 15).unwrap();
+/// let sig = rx.extract_one(&rx.vcpd(VcoreId::ZERO).ev_mbox_public).unwrap();
+/// assert_eq!((sig.ev_type, sig.ev_arg1), (EV_POSIX_SIGNAL, 15));
+/// ```
 pub fn send_posix_signal<P: ProcOps>(p: &P, sig: u16) -> Result<(), Dropped> {
-    send_kernel_event(p, &EventMsg::new(EV_POSIX_SIGNAL).with_arg1(sig), 0)
+    send_kernel_event(
+        p,
+        &EventMsg::new(EV_POSIX_SIGNAL).with_arg1(sig),
+        VcoreId::ZERO,
+    )
 }
 
-/// Counts and logs a drop, and hands it back.
+/// Counts a drop once, logs it within the process's rate limit, and hands
+/// it back.
 pub(crate) fn dropped<P: ProcOps>(p: &P, d: Dropped) -> Dropped {
-    p.stats().count_drop(&d);
-    if d != Dropped::Dying && !matches!(d, Dropped::Ucq(ucq::SendError::NotReady)) {
-        warn!("event: message dropped: {d}");
+    let stats = p.events().stats();
+    if let Some(nth) = stats.count_drop(&d) {
+        if d != Dropped::Dying {
+            log::warn!("event: message dropped ({nth} drops so far): {d}");
+        }
     }
     d
 }

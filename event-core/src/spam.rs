@@ -15,49 +15,51 @@ use vcpd_abi::sync::{Ordering, fence};
 use vcpd_abi::{EventMsg, EvqFlags, VcpdFlags};
 
 use crate::host::ProcOps;
-use crate::send::{post_vc_msg, try_notify, vcoreid_is_safe, vcpd};
+use crate::ids::VcoreId;
+use crate::send::{post_vc_msg, try_notify, vcpd};
 use crate::stats::{Dropped, SpamPath};
+use crate::vcores::{ProcControl, ProcState, VcoreList, VcoreLists};
 
 /// Rounds `spam_list_member` retries with a new list head before failing.
 pub const SPAM_LIST_MAX_LOOPS: usize = 10;
 
-/// Which list `spam_list_member` works on.
-#[derive(Clone, Copy, Debug)]
-enum List {
-    Online,
-    BulkPreempted,
+fn list_path(list: VcoreList) -> SpamPath {
+    match list {
+        VcoreList::Online => SpamPath::OnlineList,
+        VcoreList::BulkPreempted => SpamPath::BulkPreemptedList,
+        VcoreList::Inactive => SpamPath::InactiveHead,
+    }
 }
 
-impl List {
-    fn head<P: ProcOps>(self, p: &P) -> Option<u32> {
-        match self {
-            Self::Online => p.online_head(),
-            Self::BulkPreempted => p.bulk_preempted_head(),
-        }
+/// A list head as a vcore of this process; a head out of range (a broken
+/// host) counts as an empty list.
+fn head<P: ProcOps>(p: &P, list: VcoreList) -> Option<VcoreId> {
+    let v = p.events().vcores().head(list)?;
+    let ok = crate::send::safe_vcore(p, v.get()).is_some();
+    if !ok {
+        warn!("event: vcore list {list:?} holds out-of-range {v:?}");
     }
+    ok.then_some(v)
+}
 
-    fn path(self) -> SpamPath {
-        match self {
-            Self::Online => SpamPath::OnlineList,
-            Self::BulkPreempted => SpamPath::BulkPreemptedList,
-        }
-    }
+fn is_mapped<P: ProcOps>(p: &P, v: VcoreId) -> bool {
+    p.events().vcores().pcore_of(v).is_some()
 }
 
 /// Posts to the vcore's public mailbox (setting `notif_pending`), then
 /// interrupts it if the flags ask for IPIs and it is mapped.
 pub(crate) fn spam_vcore<P: ProcOps>(
     p: &P,
-    vcoreid: u32,
+    v: VcoreId,
     msg: &EventMsg,
     flags: EvqFlags,
 ) -> Result<(), Dropped> {
-    post_vc_msg(p, vcoreid, false, msg)?;
-    try_notify(p, vcoreid, flags)
+    post_vc_msg(p, v, false, msg)?;
+    try_notify(p, v, flags)
 }
 
-fn can_msg_vcore<P: ProcOps>(p: &P, vcoreid: u32) -> Result<bool, Dropped> {
-    Ok(vcpd(p, vcoreid)?
+fn can_msg_vcore<P: ProcOps>(p: &P, v: VcoreId) -> Result<bool, Dropped> {
+    Ok(vcpd(p, v)?
         .flags(Ordering::Acquire)
         .contains(VcpdFlags::CAN_RCV_MSG))
 }
@@ -66,20 +68,21 @@ fn can_msg_vcore<P: ProcOps>(p: &P, vcoreid: u32) -> Result<bool, Dropped> {
 /// succeeds only if it still says so after our post is visible.
 fn try_spam_vcore<P: ProcOps>(
     p: &P,
-    vcoreid: u32,
+    v: VcoreId,
     msg: &EventMsg,
     flags: EvqFlags,
 ) -> Result<bool, Dropped> {
-    if !can_msg_vcore(p, vcoreid)? {
+    if !can_msg_vcore(p, v)? {
         return Ok(false);
     }
-    spam_vcore(p, vcoreid, msg, flags)?;
-    // Store-load: our `notif_pending` write must be visible before we read
-    // the flag again. The yielding vcore clears CAN_RCV_MSG, fences, and
-    // later (in the kernel's yield) reads `notif_pending`: if we still see
-    // the flag set, it will see `notif_pending` and not yield.
-    fence(Ordering::SeqCst);
-    can_msg_vcore(p, vcoreid)
+    spam_vcore(p, v, msg, flags)?;
+    // No fence before the re-check: our set of `notif_pending` is a swap,
+    // and so is the yielding vcore's clear in its last drain, which it makes
+    // after clearing CAN_RCV_MSG. If its clear comes after our set, the
+    // drain sees the message; if before, our swap synchronizes with its
+    // clear and this read sees CAN_RCV_MSG cleared. (The loom models fail
+    // if either swap becomes a store.)
+    can_msg_vcore(p, v)
 }
 
 /// Spams the head of a vcore list and succeeds if it is still the head
@@ -88,24 +91,20 @@ fn try_spam_vcore<P: ProcOps>(
 /// bounded number of times; failing is always safe.
 fn spam_list_member<P: ProcOps>(
     p: &P,
-    list: List,
+    list: VcoreList,
     msg: &EventMsg,
     flags: EvqFlags,
 ) -> Result<bool, Dropped> {
-    let mut vc = list.head(p);
+    let mut vc = head(p, list);
     let mut loops = 0;
-    while let Some(vcoreid) = vc {
-        if !vcoreid_is_safe(p, vcoreid) {
-            warn!("event: vcore list {list:?} holds out-of-range vcore {vcoreid}");
-            return Ok(false);
-        }
-        spam_vcore(p, vcoreid, msg, flags)?;
+    while let Some(v) = vc {
+        spam_vcore(p, v, msg, flags)?;
         // `notif_pending` must be visible before we re-read the list: the
         // yield path removes the vcore, fences, and re-checks the flag.
         fence(Ordering::SeqCst);
-        let first = list.head(p);
-        if first == Some(vcoreid) {
-            p.stats().count_spam(list.path());
+        let first = head(p, list);
+        if first == Some(v) {
+            p.events().stats().count_spam(list_path(list));
             return Ok(true);
         }
         // The vcore left the list: try the new head.
@@ -124,48 +123,49 @@ fn spam_list_member<P: ProcOps>(
 pub(crate) fn spam_public_msg<P: ProcOps>(
     p: &P,
     msg: &EventMsg,
-    vcoreid: u32,
+    v: VcoreId,
     flags: EvqFlags,
 ) -> Result<(), Dropped> {
-    let stats = p.stats();
-    if !p.is_mcp() {
-        spam_vcore(p, 0, msg, flags)?;
+    let stats = p.events().stats();
+    let vcores = p.events().vcores();
+    if !vcores.is_mcp() {
+        spam_vcore(p, VcoreId::ZERO, msg, flags)?;
         stats.count_spam(SpamPath::Scp);
         return Ok(());
     }
     if flags.contains(EvqFlags::VCORE_MUST_RUN) {
-        if p.vcore_is_mapped(vcoreid) {
-            spam_vcore(p, vcoreid, msg, flags)?;
+        if is_mapped(p, v) {
+            spam_vcore(p, v, msg, flags)?;
             // Check, signal, check again: `notif_pending` before the re-read.
             fence(Ordering::SeqCst);
-            if p.vcore_is_mapped(vcoreid) {
+            if is_mapped(p, v) {
                 stats.count_spam(SpamPath::ChosenVcore);
                 return Ok(());
             }
         }
-        if spam_list_member(p, List::Online, msg, flags)? {
+        if spam_list_member(p, VcoreList::Online, msg, flags)? {
             return Ok(());
         }
         return ultimate_fallback(p, msg, flags);
     }
-    if try_spam_vcore(p, vcoreid, msg, flags)? {
+    if try_spam_vcore(p, v, msg, flags)? {
         stats.count_spam(SpamPath::ChosenVcore);
         return Ok(());
     }
     // A WAITING process has no vcore on the online or bulk lists.
-    if p.is_waiting() {
+    if vcores.state() == ProcState::Waiting {
         return ultimate_fallback(p, msg, flags);
     }
-    if spam_list_member(p, List::Online, msg, flags)?
-        || spam_list_member(p, List::BulkPreempted, msg, flags)?
+    if spam_list_member(p, VcoreList::Online, msg, flags)?
+        || spam_list_member(p, VcoreList::BulkPreempted, msg, flags)?
     {
         return Ok(());
     }
     // Last unlocked chance: the inactive head may be receivable (the
     // fallback below marked it earlier, or a bulk-preempted vcore that was
     // not restarted). If we are WAITING by now, WAKEUP handles it.
-    if let Some(vc) = p.inactive_head() {
-        if vcoreid_is_safe(p, vc) && try_spam_vcore(p, vc, msg, flags)? {
+    if let Some(vc) = head(p, VcoreList::Inactive) {
+        if try_spam_vcore(p, vc, msg, flags)? {
             stats.count_spam(SpamPath::InactiveHead);
             return Ok(());
         }
@@ -177,25 +177,28 @@ pub(crate) fn spam_public_msg<P: ProcOps>(
 /// a bulk-preempted one, or else the first inactive vcore (the one a
 /// wakeup will start), which we mark `CAN_RCV_MSG`.
 fn ultimate_fallback<P: ProcOps>(p: &P, msg: &EventMsg, flags: EvqFlags) -> Result<(), Dropped> {
-    p.with_proc_lock(|| {
-        let target = if p.is_waiting() {
-            None
-        } else {
-            p.online_head().or_else(|| p.bulk_preempted_head())
-        };
-        let (vc, inactive) = match target {
-            Some(vc) => (vc, false),
-            None => (p.inactive_head().ok_or(Dropped::NoVcoreToSpam)?, true),
-        };
-        if !vcoreid_is_safe(p, vc) {
-            return Err(Dropped::UnsafeVcore(vc));
-        }
-        spam_vcore(p, vc, msg, flags)?;
-        if inactive {
-            // It will be woken first; let later senders find it unlocked.
-            vcpd(p, vc)?.set_flags(VcpdFlags::CAN_RCV_MSG, Ordering::SeqCst);
-        }
-        p.stats().count_spam(SpamPath::LockedFallback);
-        Ok(())
-    })
+    let vcores = p.events().vcores();
+    vcores
+        .with_lock(|| {
+            let target = if vcores.state() == ProcState::Waiting {
+                None
+            } else {
+                head(p, VcoreList::Online).or_else(|| head(p, VcoreList::BulkPreempted))
+            };
+            let (vc, inactive) = match target {
+                Some(vc) => (vc, false),
+                None => (
+                    head(p, VcoreList::Inactive).ok_or(Dropped::NoVcoreToSpam)?,
+                    true,
+                ),
+            };
+            spam_vcore(p, vc, msg, flags)?;
+            if inactive {
+                // It will be woken first; let later senders find it unlocked.
+                vcpd(p, vc)?.set_flags(VcpdFlags::CAN_RCV_MSG, Ordering::SeqCst);
+            }
+            p.events().stats().count_spam(SpamPath::LockedFallback);
+            Ok(())
+        })
+        .map_err(Dropped::LockHeld)?
 }

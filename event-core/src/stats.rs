@@ -8,6 +8,8 @@ use evbitmap::BitmapStats;
 use ucq::UcqStats;
 use vcpd_abi::MboxType;
 
+use crate::vcores::LockHeld;
+
 /// Why a message was dropped. Each costs that message alone.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Dropped {
@@ -15,16 +17,39 @@ pub enum Dropped {
     IrqContext,
     /// The process is dying.
     Dying,
-    /// The event queue pointer is not writable user memory.
-    BadEventQueue(usize),
+    /// The event queue's address was refused.
+    BadEventQueue {
+        /// The address.
+        addr: usize,
+        /// Why.
+        why: BadAddr,
+    },
+    /// The event queue is all zeroes: it was never set up.
+    EventQueueNotSetUp(usize),
     /// ROUNDROBIN on an MCP with zero vcores.
     NoVcores,
     /// The chosen vcore id is not below the process's bound.
     UnsafeVcore(u32),
     /// A VCPD lies outside the process's memory (broken procdata).
     BadVcpd(u32),
-    /// The mailbox pointer is not writable user memory.
-    BadMailbox(usize),
+    /// The queue's mailbox address (`ev_mbox`) was refused.
+    BadMailbox {
+        /// The address.
+        addr: usize,
+        /// Why.
+        why: BadAddr,
+    },
+    /// `ev_mbox` points at the event queue itself (a big queue's mailbox
+    /// is its `ev_imbox` field, 40 bytes in).
+    MailboxIsTheQueue(usize),
+    /// The mailbox's type tag is 0: it was never set up. The address is
+    /// the mailbox's user address, or 0 for a VCPD mailbox.
+    MailboxNotSetUp {
+        /// The mailbox's user address (0: a VCPD mailbox).
+        addr: usize,
+        /// The vcore whose VCPD mailbox it is, if it is one.
+        vcore: Option<u32>,
+    },
     /// The mailbox's type tag names no mailbox type.
     UnknownMailboxType(i32),
     /// The UCQ refused the message.
@@ -37,6 +62,9 @@ pub enum Dropped {
     BadKernelEventType(u16),
     /// No vcore at all to spam (the host broke the list invariant).
     NoVcoreToSpam,
+    /// The sending CPU already holds the process lock (a send from inside
+    /// a locked section would spin forever).
+    LockHeld(LockHeld),
 }
 
 impl fmt::Display for Dropped {
@@ -44,17 +72,31 @@ impl fmt::Display for Dropped {
         match self {
             Self::IrqContext => f.write_str("send_event called from interrupt context"),
             Self::Dying => f.write_str("process is dying"),
-            Self::BadEventQueue(a) => write!(f, "event queue {a:#x} is not user memory"),
+            Self::BadEventQueue { addr, why } => write!(f, "event queue {addr:#x} {why}"),
+            Self::EventQueueNotSetUp(a) => {
+                write!(f, "event queue {a:#x} is not set up (all zeroes)")
+            }
             Self::NoVcores => f.write_str("round-robin over zero vcores"),
             Self::UnsafeVcore(v) => write!(f, "vcore id {v} is out of range"),
             Self::BadVcpd(v) => write!(f, "VCPD of vcore {v} is not user memory"),
-            Self::BadMailbox(a) => write!(f, "mailbox {a:#x} is not user memory"),
+            Self::BadMailbox { addr, why } => write!(f, "mailbox {addr:#x} {why}"),
+            Self::MailboxIsTheQueue(a) => write!(
+                f,
+                "ev_mbox {a:#x} points at the event queue itself, not at its mailbox"
+            ),
+            Self::MailboxNotSetUp { vcore: Some(v), .. } => {
+                write!(f, "the VCPD mailbox of vcore {v} is not set up")
+            }
+            Self::MailboxNotSetUp { addr, .. } => {
+                write!(f, "mailbox {addr:#x} is not set up (type 0)")
+            }
             Self::UnknownMailboxType(t) => write!(f, "unknown mailbox type {t}"),
             Self::Ucq(e) => write!(f, "{e}"),
             Self::Ceq(e) => write!(f, "{e}"),
             Self::Bitmap(e) => write!(f, "{e}"),
             Self::BadKernelEventType(t) => write!(f, "kernel event type {t} out of range"),
             Self::NoVcoreToSpam => f.write_str("no vcore on any list to spam"),
+            Self::LockHeld(e) => write!(f, "{e}"),
         }
     }
 }
@@ -67,15 +109,17 @@ impl Dropped {
         match self {
             Self::IrqContext => DropKind::IrqContext,
             Self::Dying => DropKind::Dying,
-            Self::BadEventQueue(_) => DropKind::BadEventQueue,
+            Self::BadEventQueue { .. } => DropKind::BadEventQueue,
+            Self::EventQueueNotSetUp(_) | Self::MailboxNotSetUp { .. } => DropKind::NotSetUp,
             Self::NoVcores => DropKind::NoVcores,
             Self::UnsafeVcore(_) => DropKind::UnsafeVcore,
             Self::BadVcpd(_) => DropKind::BadVcpd,
-            Self::BadMailbox(_) => DropKind::BadMailbox,
+            Self::BadMailbox { .. } | Self::MailboxIsTheQueue(_) => DropKind::BadMailbox,
             Self::UnknownMailboxType(_) => DropKind::UnknownMailboxType,
             Self::Ucq(_) | Self::Ceq(_) | Self::Bitmap(_) => DropKind::MailboxRefused,
             Self::BadKernelEventType(_) => DropKind::BadKernelEventType,
             Self::NoVcoreToSpam => DropKind::NoVcoreToSpam,
+            Self::LockHeld(_) => DropKind::LockHeld,
         }
     }
 }
@@ -95,11 +139,13 @@ pub enum DropKind {
     MailboxRefused,
     BadKernelEventType,
     NoVcoreToSpam,
+    LockHeld,
+    NotSetUp,
 }
 
 impl DropKind {
     /// Every kind, in counter order.
-    pub const ALL: [DropKind; 11] = [
+    pub const ALL: [DropKind; 13] = [
         Self::IrqContext,
         Self::Dying,
         Self::BadEventQueue,
@@ -111,7 +157,39 @@ impl DropKind {
         Self::MailboxRefused,
         Self::BadKernelEventType,
         Self::NoVcoreToSpam,
+        Self::LockHeld,
+        Self::NotSetUp,
     ];
+}
+
+/// Drops a process may cause before its drop warnings are thinned out.
+pub const LOG_FIRST_DROPS: u64 = 8;
+/// After the first few, one drop warning in this many is logged.
+pub const LOG_EVERY_NTH_DROP: u64 = 1024;
+
+/// Why a user address was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BadAddr {
+    /// It is null.
+    Null,
+    /// It is not aligned for what it should point at.
+    Misaligned {
+        /// The alignment needed.
+        align: usize,
+    },
+    /// The host's `UserMemory` refused the range: not writable memory of
+    /// the process (or it runs past the end of it).
+    NotUserMemory,
+}
+
+impl fmt::Display for BadAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Null => f.write_str("is null"),
+            Self::Misaligned { align } => write!(f, "is misaligned (needs {align}-byte alignment)"),
+            Self::NotUserMemory => f.write_str("is not writable memory of the process"),
+        }
+    }
 }
 
 /// Which step of the spam algorithm delivered a spammed message.
@@ -161,7 +239,9 @@ pub struct EventStats {
     /// Wakeups of a WAITING process.
     pub wakeups: AtomicU64,
     /// Drops, per [`DropKind`].
-    pub drops: [AtomicU64; 11],
+    pub drops: [AtomicU64; 13],
+    /// All drops, for the log rate limit.
+    drops_seen: AtomicU64,
     /// UCQ producer counters.
     pub ucq: UcqStats,
     /// CEQ producer counters.
@@ -205,8 +285,14 @@ impl EventStats {
         bump(&self.spam[path as usize]);
     }
 
-    pub(crate) fn count_drop(&self, d: &Dropped) {
+    /// Counts a drop; returns its running number if it should be logged.
+    /// The first [`LOG_FIRST_DROPS`] drops are logged, then one in
+    /// [`LOG_EVERY_NTH_DROP`]: a hostile process cannot flood the kernel's
+    /// console, and the counters stay exact.
+    pub(crate) fn count_drop(&self, d: &Dropped) -> Option<u64> {
         bump(&self.drops[d.kind() as usize]);
+        let n = self.drops_seen.fetch_add(1, Ordering::Relaxed) + 1;
+        (n <= LOG_FIRST_DROPS || n % LOG_EVERY_NTH_DROP == 0).then_some(n)
     }
 }
 

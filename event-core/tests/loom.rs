@@ -20,27 +20,29 @@ use std::ptr::NonNull;
 
 use event_core::recv::setup::{self, MboxKind};
 use event_core::recv::{HandlerTable, Receiver, VcoreRuntime};
-use event_core::{EventStats, ProcOps};
-use loom::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize};
-use loom::sync::{Arc, Mutex};
+use event_core::testing::thread_cpu_index;
+use event_core::vcores::{ProcKind, ProcState, VcoreList, VcoreLists, VcoreSet};
+use event_core::{PcoreId, ProcDataRef, ProcEvents, ProcOps, VcoreId};
+use loom::sync::Arc;
+use loom::sync::atomic::AtomicUsize;
 use loom::thread;
-use ucq::{UcqLocks, UserPageAlloc};
 use vcpd_abi::sync::AtomicI32;
-use vcpd_abi::sync::{Ordering, fence};
+use vcpd_abi::sync::Ordering;
 use vcpd_abi::{
-    CeqEvent, CeqOp, EventMsg, EventQueue, EventQueueBig, EvqFlags, ProcDataN, UcqPage, UserMemory,
-    VcpdFlags,
+    CeqEvent, CeqOp, EventMsg, EventQueue, EventQueueBig, EvqFlags, ProcDataN, UcqPage, UserAddr,
+    UserMemory, VcpdFlags,
 };
 
 const V: usize = 2;
-const NONE: u32 = u32::MAX;
 const MSG_TYPE: u16 = 9;
 
-#[derive(Default)]
-struct Lists {
-    online: Vec<u32>,
-    bulk: Vec<u32>,
-    inactive: Vec<u32>,
+fn vc(v: u32) -> VcoreId {
+    VcoreId::new(v).unwrap()
+}
+
+/// Vcore `v` runs on pcore `v` in the models.
+fn pc(v: VcoreId) -> PcoreId {
+    PcoreId::new(v.get())
 }
 
 struct Proc {
@@ -57,13 +59,11 @@ struct Proc {
     /// Pages for a UCQ, only in the models that need one (they are big
     /// under loom).
     pages: Vec<Box<UcqPage>>,
-    lock: Mutex<Lists>,
-    heads: [AtomicU32; 3],
-    mapped: [AtomicBool; V],
-    waiting: AtomicBool,
+    /// The library's vcore lifecycle: the code under test.
+    events: ProcEvents<VcoreSet<V>>,
+    /// `make_runnable` calls.
     wakeups: AtomicUsize,
     handled: AtomicUsize,
-    stats: EventStats,
 }
 
 impl Proc {
@@ -82,90 +82,70 @@ impl Proc {
             ceq_events: Box::new(std::array::from_fn(|_| CeqEvent::default())),
             ceq_ring: Box::new(std::array::from_fn(|_| AtomicI32::new(0))),
             pages: (0..pages).map(|_| Box::new(UcqPage::new())).collect(),
-            lock: Mutex::new(Lists {
-                online: vec![0, 1],
-                ..Lists::default()
-            }),
-            heads: std::array::from_fn(|_| AtomicU32::new(NONE)),
-            mapped: std::array::from_fn(|_| AtomicBool::new(true)),
-            waiting: AtomicBool::new(false),
+            events: ProcEvents::new(VcoreSet::new(ProcKind::Mcp, V as u32, thread_cpu_index)),
             wakeups: AtomicUsize::new(0),
             handled: AtomicUsize::new(0),
-            stats: EventStats::new(),
         };
         for v in 0..V {
             let vcpd = &p.procdata.vcpd[v];
             setup::init_mbox(&vcpd.ev_mbox_public, MboxKind::Bitmap, &NoPages).unwrap();
             setup::init_mbox(&vcpd.ev_mbox_private, MboxKind::Bitmap, &NoPages).unwrap();
             vcpd.set_flags(VcpdFlags::CAN_RCV_MSG, Ordering::Relaxed);
+            // The inactive head is vcore v: it goes online on pcore v.
+            let _ = p.set().grant(pc(vc(v as u32))).unwrap();
         }
-        setup::init_evq(&p.ev_q, 0, EvqFlags::SPAM_PUBLIC | extra, 0);
+        setup::init_evq(
+            &p.ev_q,
+            UserAddr::NULL,
+            EvqFlags::SPAM_PUBLIC | extra,
+            vc(0),
+        )
+        .unwrap();
         if p.pages.is_empty() {
-            setup::init_big_evq(&p.indir_q, MboxKind::Bitmap, EvqFlags::INDIR, 0, &NoPages)
-                .unwrap();
+            setup::init_big_evq(
+                &p.indir_q,
+                MboxKind::Bitmap,
+                EvqFlags::INDIR,
+                vc(0),
+                &NoPages,
+            )
+            .unwrap();
         } else {
             let rt = Pages(std::sync::Mutex::new(
                 p.pages.iter().map(|pg| Self::addr(&**pg)).collect(),
             ));
-            setup::init_big_evq(&p.indir_q, MboxKind::Ucq, EvqFlags::INDIR, 0, &rt).unwrap();
+            setup::init_big_evq(&p.indir_q, MboxKind::Ucq, EvqFlags::INDIR, vc(0), &rt).unwrap();
         }
-        p.publish_heads(&p.lock.lock().unwrap());
         Arc::new(p)
     }
 
-    fn publish_heads(&self, l: &Lists) {
-        for (h, list) in self.heads.iter().zip([&l.online, &l.bulk, &l.inactive]) {
-            h.store(list.first().copied().unwrap_or(NONE), Ordering::Release);
-        }
-    }
-
-    fn head(&self, i: usize) -> Option<u32> {
-        Some(self.heads[i].load(Ordering::Acquire)).filter(|&h| h != NONE)
+    fn set(&self) -> &VcoreSet<V> {
+        self.events.vcores()
     }
 
     fn addr<T>(r: &T) -> usize {
         (r as *const T).expose_provenance()
     }
 
-    /// The kernel's yield, rule 2 of the host protocol. `true` if yielded.
+    fn receiver<'a>(&'a self, handlers: &'a HandlerTable<NoPages>) -> Receiver<'a, NoPages> {
+        // SAFETY: the model's queues are set up by `setup` in boxes the
+        // `Proc` owns for the whole model run.
+        unsafe { Receiver::new(&*self.procdata, handlers, &NoPages) }
+    }
+
+    /// The kernel's yield: `VcoreSet::yield_vcore`. `true` if yielded.
     fn sys_yield(&self, v: u32) -> bool {
-        let vcpd = &self.procdata.vcpd[v as usize];
-        let mut l = self.lock.lock().unwrap();
-        if vcpd.notif_pending.load(Ordering::Acquire) {
-            return false;
-        }
-        l.online.retain(|&x| x != v);
-        let last = l.online.is_empty() && l.bulk.is_empty();
-        if last {
-            self.waiting.store(true, Ordering::Release);
-        }
-        self.publish_heads(&l);
-        // Unlinked (and WAITING if last), then re-check: pairs with the
-        // sender's "post, set notif_pending, fence, is it still the head /
-        // is the process WAITING?".
-        fence(Ordering::SeqCst);
-        if vcpd.notif_pending.load(Ordering::Acquire) {
-            l.online.push(v);
-            self.waiting.store(false, Ordering::Release);
-            self.publish_heads(&l);
-            return false;
-        }
-        self.mapped[v as usize].store(false, Ordering::Release);
-        l.inactive.insert(0, v);
-        self.publish_heads(&l);
-        true
+        self.set().yield_vcore(&self.procdata.vcpd, vc(v)).is_ok()
     }
 
     /// The kernel bulk-preempts vcore `v` (it will be restarted).
     fn preempt(&self, v: u32) {
-        let mut l = self.lock.lock().unwrap();
-        if let Some(i) = l.online.iter().position(|&x| x == v) {
-            l.online.remove(i);
-            l.bulk.push(v);
-            self.procdata.vcpd[v as usize].set_flags(VcpdFlags::PREEMPTED, Ordering::SeqCst);
-            self.mapped[v as usize].store(false, Ordering::Release);
-            self.publish_heads(&l);
-        }
+        let _ = self.set().preempt(&self.procdata.vcpd, vc(v));
+    }
+
+    /// The kernel restarts bulk-preempted vcore `v` on its core.
+    fn restart(&self, v: u32) {
+        let _ = self.set().restart(&self.procdata.vcpd, vc(v), pc(vc(v)));
     }
 
     /// What a vcore runs to yield: drain with CAN_RCV_MSG off, ask the
@@ -178,15 +158,25 @@ impl Proc {
         handlers
             .register(vcpd_abi::EV_EVENT, count, Self::addr(&self.handled))
             .unwrap();
-        let rx = Receiver::new(&*self.procdata, &handlers, &NoPages);
-        rx.prepare_to_yield(v);
+        let rx = self.receiver(&handlers);
+        rx.prepare_to_yield(vc(v));
         if !self.sys_yield(v) {
-            rx.vcore_online(v);
+            rx.vcore_online(vc(v));
         }
     }
 
     fn send(&self) {
-        event_core::send_event(self, Self::addr(&*self.ev_q), &EventMsg::new(MSG_TYPE), 0).unwrap();
+        self.send_to(&self.ev_q, MSG_TYPE);
+    }
+
+    fn send_to(&self, ev_q: &EventQueue, ty: u16) {
+        event_core::send_event(
+            self,
+            UserAddr::new(Self::addr(ev_q)),
+            &EventMsg::new(ty),
+            vc(0),
+        )
+        .unwrap();
     }
 
     /// Guarantee 4, checked once every thread is done.
@@ -194,21 +184,34 @@ impl Proc {
         self.assert_delivered_type(MSG_TYPE);
     }
 
-    /// Like [`assert_delivered`] for messages of type `ty`.
+    /// Like [`assert_delivered`] for messages of type `ty`: the message was
+    /// handled, or sits in the public mailbox of a vcore that will check it
+    /// (online; bulk-preempted, so it will be restarted; or the inactive
+    /// head with CAN_RCV_MSG, the vcore a wakeup starts). With `must_run`,
+    /// only a vcore that will run counts: online, or bulk-preempted (it ran
+    /// when the message was posted, and it is restarted), never a vcore
+    /// that yielded.
     fn assert_delivered_type(&self, ty: u16) {
-        let l = self.lock.lock().unwrap();
-        let inactive_head = l.inactive.first().copied();
+        self.check_delivered(ty, false);
+    }
+
+    fn check_delivered(&self, ty: u16, must_run: bool) {
+        let set = self.set();
+        let bulk = set.members(VcoreList::BulkPreempted).unwrap();
+        let inactive_head = set.head(VcoreList::Inactive);
         let mut safe = self.handled.load(Ordering::Relaxed);
         let mut where_ = vec![];
-        for v in 0..V as u32 {
-            let vcpd = &self.procdata.vcpd[v as usize];
+        for v in (0..V as u32).map(vc) {
+            let vcpd = &self.procdata.vcpd[v.index()];
             let mut n = 0;
             while evbitmap::try_recv(vcpd.ev_mbox_public.as_evbitmap()).is_some() {
                 n += 1;
             }
-            let will_check = l.online.contains(&v)
-                || l.bulk.contains(&v)
-                || (inactive_head == Some(v)
+            let online = set.is_mapped(v);
+            let will_check = online
+                || bulk.contains(&v)
+                || (!must_run
+                    && inactive_head == Some(v)
                     && vcpd
                         .flags(Ordering::Relaxed)
                         .contains(VcpdFlags::CAN_RCV_MSG));
@@ -221,40 +224,35 @@ impl Proc {
         }
         assert!(
             safe >= 1,
-            "message of type {ty} lost: handled {}, copies {:?}, online {:?} bulk {:?} inactive {:?}\n{}",
+            "message of type {ty} lost: handled {}, copies {:?}, {:?}, bulk {:?}\n{}",
             self.handled.load(Ordering::Relaxed),
             where_,
-            l.online,
-            l.bulk,
-            l.inactive,
-            self.stats
+            set,
+            bulk,
+            self.events.stats()
         );
         // A copy that sits only with the inactive head is owed a wakeup:
         // with WAKEUP, the process must have been woken.
         let only_inactive = self.handled.load(Ordering::Relaxed) == 0
             && where_
                 .iter()
-                .all(|&(v, ok)| !ok || (inactive_head == Some(v) && !l.online.contains(&v)));
+                .all(|&(v, ok)| !ok || (inactive_head == Some(v) && !set.is_mapped(v)));
         if only_inactive && self.ev_q.flags().contains(EvqFlags::WAKEUP) {
             assert!(
-                self.waiting.load(Ordering::Relaxed),
-                "message parked on an inactive vcore of a running process"
-            );
-            assert!(
-                self.wakeups.load(Ordering::Relaxed) > 0,
-                "WAITING process holding the message was not woken"
+                set.state() == ProcState::Waiting || self.wakeups.load(Ordering::Relaxed) > 0,
+                "message parked on an inactive vcore of a process nobody will wake"
             );
         }
     }
 }
 
-fn payload(_: &Receiver<'_, NoPages>, _: u32, msg: &EventMsg, data: usize) {
+fn payload(_: &Receiver<'_, NoPages>, _: VcoreId, msg: &EventMsg, data: usize) {
     // SAFETY: `data` is the address of `Proc::payloads`, alive for the run.
     let seen = unsafe { &*std::ptr::with_exposed_provenance::<AtomicUsize>(data) };
     seen.fetch_or(1 << msg.ev_type, Ordering::Relaxed);
 }
 
-fn count(_: &Receiver<'_, NoPages>, _: u32, _: &EventMsg, data: usize) {
+fn count(_: &Receiver<'_, NoPages>, _: VcoreId, _: &EventMsg, data: usize) {
     // SAFETY: `data` is the address of `Proc::handled`, alive for the model run.
     let handled = unsafe { &*std::ptr::with_exposed_provenance::<AtomicUsize>(data) };
     handled.fetch_add(1, Ordering::Relaxed);
@@ -283,8 +281,9 @@ impl VcoreRuntime for Pages {
     fn free_page(&self, _: usize) {}
 }
 
-// SAFETY: accepts only ranges inside procdata and the queue, both owned by
-// the `Proc` (alive as long as `&self`), with exposed provenance.
+// SAFETY: accepts only ranges inside procdata, the queues and the CEQ and
+// UCQ storage, all owned by the `Proc` (alive as long as `&self`), with
+// exposed provenance.
 unsafe impl UserMemory for Proc {
     fn translate(&self, addr: usize, len: usize) -> Option<NonNull<u8>> {
         let pages = self
@@ -310,68 +309,26 @@ unsafe impl UserMemory for Proc {
     }
 }
 
-impl UserPageAlloc for Proc {
+impl ProcOps for Proc {
+    type Vcores = VcoreSet<V>;
+
+    fn events(&self) -> &ProcEvents<VcoreSet<V>> {
+        &self.events
+    }
+    fn procdata(&self) -> ProcDataRef<'_> {
+        (&*self.procdata).into()
+    }
     fn alloc_user_page(&self) -> Option<usize> {
         None
     }
-}
-
-impl UcqLocks for Proc {
-    fn with_ucq_lock<R>(&self, _: usize, f: impl FnOnce() -> R) -> R {
-        f() // no UCQs in this model
-    }
-}
-
-impl ProcOps for Proc {
-    fn is_mcp(&self) -> bool {
-        true
-    }
-    fn is_dying(&self) -> bool {
-        false
-    }
-    fn is_waiting(&self) -> bool {
-        self.waiting.load(Ordering::Acquire)
-    }
-    fn num_vcores(&self) -> u32 {
-        V as u32
-    }
-    fn max_vcores(&self) -> u32 {
-        V as u32
-    }
-    fn vcore_is_mapped(&self, v: u32) -> bool {
-        self.mapped[v as usize].load(Ordering::Acquire)
-    }
-    fn online_head(&self) -> Option<u32> {
-        self.head(0)
-    }
-    fn bulk_preempted_head(&self) -> Option<u32> {
-        self.head(1)
-    }
-    fn inactive_head(&self) -> Option<u32> {
-        self.head(2)
-    }
-    fn with_proc_lock<R>(&self, f: impl FnOnce() -> R) -> R {
-        let _l = self.lock.lock().unwrap();
-        f()
-    }
-    fn ipi_vcore(&self, _: u32) {}
-    fn wakeup(&self) {
+    fn ipi(&self, _: PcoreId) {}
+    fn make_runnable(&self) {
         self.wakeups.fetch_add(1, Ordering::Relaxed);
-        // Rule 4: a wakeup starts the inactive list's head.
-        let mut l = self.lock.lock().unwrap();
-        if self.waiting.load(Ordering::Acquire) && !l.inactive.is_empty() {
-            let v = l.inactive.remove(0);
-            l.online.push(v);
-            self.mapped[v as usize].store(true, Ordering::Release);
-            self.waiting.store(false, Ordering::Release);
-            self.publish_heads(&l);
+        // The kernel's scheduler gives the woken process a core: the set
+        // starts the inactive head there.
+        if let Some(v) = self.set().head(VcoreList::Inactive) {
+            let _ = self.set().grant(pc(v));
         }
-    }
-    fn procdata_addr(&self) -> usize {
-        Self::addr(&*self.procdata)
-    }
-    fn stats(&self) -> &EventStats {
-        &self.stats
     }
 }
 
@@ -441,6 +398,59 @@ fn spam_races_a_yield_and_a_preemption() {
     });
 }
 
+/// The kernel bulk-preempts the chosen vcore and restarts it while the
+/// other vcore yields and the kernel spams: a copy left with the
+/// preempted vcore must be one it checks when it comes back.
+#[test]
+fn spam_races_a_preemption_restart_and_a_yield() {
+    model(|| {
+        let p = Proc::new(EvqFlags::empty());
+        let kernel = {
+            let p = p.clone();
+            spawn(move || {
+                p.preempt(0);
+                p.restart(0);
+            })
+        };
+        let vc1 = {
+            let p = p.clone();
+            spawn(move || p.vcore_yield(1))
+        };
+        p.send();
+        kernel.join().unwrap();
+        vc1.join().unwrap();
+        p.assert_delivered();
+        // Restart makes the vcore check its mailboxes first (rule 3).
+        assert!(
+            p.procdata.vcpd[0].notif_pending.load(Ordering::Relaxed),
+            "a restarted vcore must look at its mailboxes"
+        );
+    });
+}
+
+/// MUST_RUN: the chosen vcore yields while a MUST_RUN spam is under way
+/// and the kernel preempts the other one. The message must reach a vcore
+/// that runs: one online, or one that was running when it was posted and
+/// was then bulk-preempted (it is restarted); never a vcore that yielded.
+#[test]
+fn must_run_races_a_yield_and_a_preemption() {
+    model(|| {
+        let p = Proc::new(EvqFlags::VCORE_MUST_RUN);
+        let vc0 = {
+            let p = p.clone();
+            spawn(move || p.vcore_yield(0))
+        };
+        let kernel = {
+            let p = p.clone();
+            spawn(move || p.preempt(1))
+        };
+        p.send();
+        vc0.join().unwrap();
+        kernel.join().unwrap();
+        p.check_delivered(MSG_TYPE, true);
+    });
+}
+
 /// The last online vcore yields (the process goes WAITING) while the kernel
 /// sends an indirection without SPAM_INDIR, with WAKEUP, to that very
 /// vcore: the INDIR goes straight to its public mailbox, no lock taken. The
@@ -450,21 +460,15 @@ fn spam_races_a_yield_and_a_preemption() {
 fn last_yield_races_a_wakeup_send() {
     model(|| {
         let p = Proc::new(EvqFlags::empty());
-        {
-            // Vcore 1 is already inactive: vcore 0 is the last one online.
-            let mut l = p.lock.lock().unwrap();
-            l.online = vec![0];
-            l.inactive = vec![1];
-            p.mapped[1].store(false, Ordering::Relaxed);
-            p.procdata.vcpd[1].clear_flags(VcpdFlags::CAN_RCV_MSG, Ordering::Relaxed);
-            p.publish_heads(&l);
-        }
+        // Vcore 1 already yielded: vcore 0 is the last one online.
+        p.procdata.vcpd[1].clear_flags(VcpdFlags::CAN_RCV_MSG, Ordering::Relaxed);
+        assert!(p.sys_yield(1));
         p.indir_q.evq.set_flags(EvqFlags::INDIR | EvqFlags::WAKEUP);
         let vc0 = {
             let p = p.clone();
             spawn(move || p.vcore_yield(0))
         };
-        event_core::send_event(&*p, Proc::addr(&*p.indir_q), &EventMsg::new(5), 0).unwrap();
+        p.send_to(&p.indir_q.evq, 5);
         vc0.join().unwrap();
         p.assert_delivered_type(vcpd_abi::EV_EVENT);
     });
@@ -495,10 +499,10 @@ fn throttled_indirections_never_lose_an_alert() {
                         .register(t, payload, Proc::addr(&p.payloads))
                         .unwrap();
                 }
-                let rx = Receiver::new(&*p.procdata, &handlers, &NoPages);
+                let rx = p.receiver(&handlers);
                 for _ in 0..2 {
                     if p.procdata.vcpd[0].notif_pending.load(Ordering::Acquire) {
-                        rx.handle_events(0);
+                        rx.handle_events(vc(0));
                     } else {
                         thread::yield_now();
                     }
@@ -506,7 +510,7 @@ fn throttled_indirections_never_lose_an_alert() {
             })
         };
         for t in [3u16, 4] {
-            event_core::send_event(&*p, Proc::addr(&*p.indir_q), &EventMsg::new(t), 0).unwrap();
+            p.send_to(&p.indir_q.evq, t);
         }
         vcore.join().unwrap();
         // The vcore comes back only if notified (notif_pending).
@@ -517,7 +521,7 @@ fn throttled_indirections_never_lose_an_alert() {
                 .unwrap();
         }
         if p.procdata.vcpd[0].notif_pending.load(Ordering::Acquire) {
-            Receiver::new(&*p.procdata, &handlers, &NoPages).handle_events(0);
+            p.receiver(&handlers).handle_events(vc(0));
         }
         assert_eq!(
             p.payloads.load(Ordering::Relaxed),

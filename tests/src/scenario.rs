@@ -8,8 +8,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use event_core::ProcOps;
-
 use crate::rng::{self, Rng};
 use crate::sim::{Config, Sim};
 
@@ -30,6 +28,57 @@ pub struct Scenario {
     /// threads (more threads than cores) get to run between sends and
     /// yields, starts and preemptions interleave with them.
     pub pace: usize,
+    /// How much racing the scenario must see while it sends.
+    pub storm: Storm,
+}
+
+/// The least number of yields, bulk preemptions and WAITs a scenario must
+/// see while its messages are in flight. Senders hold back (by count, not
+/// by the clock) until the storm has kept pace with them: a sender that is
+/// a fraction `f` through its messages waits until each count has reached
+/// `f` of its minimum. A loaded machine makes the run slower, never weaker.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Storm {
+    /// Successful yields.
+    pub yields: u64,
+    /// Vcores bulk-preempted.
+    pub preemptions: u64,
+    /// Times the process went WAITING.
+    pub waits: u64,
+}
+
+/// The longest a sender waits for the storm to catch up (a hang guard).
+const STORM_PATIENCE: Duration = Duration::from_secs(120);
+
+impl Storm {
+    /// Whether the storm has reached `done / total` of its minimums.
+    fn kept_pace(&self, sim: &Sim, done: usize, total: usize) -> bool {
+        let c = &sim.counters;
+        let due = |min: u64| (u128::from(min) * done as u128 / total.max(1) as u128) as u64;
+        c.yields.load(Ordering::Relaxed) >= due(self.yields)
+            && c.preemptions.load(Ordering::Relaxed) >= due(self.preemptions)
+            && c.waits.load(Ordering::Relaxed) >= due(self.waits)
+    }
+
+    /// Asserts the minimums (after the run).
+    fn check(&self, sim: &Sim, name: &str) {
+        let c = &sim.counters;
+        for (what, got, min) in [
+            ("yields", c.yields.load(Ordering::Relaxed), self.yields),
+            (
+                "preemptions",
+                c.preemptions.load(Ordering::Relaxed),
+                self.preemptions,
+            ),
+            ("waits", c.waits.load(Ordering::Relaxed), self.waits),
+        ] {
+            assert!(
+                got >= min,
+                "scenario {name}: only {got} {what} raced the sends (at least {min} needed; \
+                 the storm did not keep pace within {STORM_PATIENCE:?})"
+            );
+        }
+    }
 }
 
 /// What a sender does for one message id.
@@ -77,8 +126,14 @@ pub fn run<T: Send + Sync + 'static>(
             } else {
                 (s + 1) * per
             };
+            let storm = scenario.storm;
             thread::spawn(move || {
+                let total = ids.len();
+                let patience = Instant::now() + STORM_PATIENCE;
                 for (n, id) in ids.enumerate() {
+                    while !storm.kept_pace(&sim, n, total) && Instant::now() < patience {
+                        thread::sleep(Duration::from_micros(50));
+                    }
                     send(&sim, &ctx, &mut rng, id);
                     if (n + 1) % pace == 0 {
                         thread::yield_now();
@@ -96,6 +151,7 @@ pub fn run<T: Send + Sync + 'static>(
         p.join().unwrap();
     }
     let sent_in = start.elapsed();
+    scenario.storm.check(&sim, scenario.name);
     let settled = sim.settle(Duration::from_secs(60));
     if !settled {
         let report = diagnose(&sim);
@@ -122,7 +178,7 @@ pub fn run<T: Send + Sync + 'static>(
         c.starts.load(Ordering::Relaxed),
         c.preemptions.load(Ordering::Relaxed),
         c.ipis.load(Ordering::Relaxed),
-        sim.stats
+        sim.stats()
     );
     assert_eq!(
         t.duplicate_payloads.load(Ordering::Relaxed),
@@ -154,10 +210,10 @@ fn diagnose(sim: &Sim) -> String {
             .collect();
         out += &format!(
             "vcore {v}: mapped {} flags {:?} notif_pending {} public mailbox ids {ids:?}\n",
-            sim.vc[v as usize].mapped.load(Ordering::Relaxed),
+            sim.is_mapped(v),
             vcpd.flags(Ordering::Relaxed),
             vcpd.notif_pending.load(Ordering::Relaxed)
         );
     }
-    out + &format!("{}", sim.stats)
+    out + &format!("{}", sim.stats())
 }

@@ -7,34 +7,39 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
+use event_core::VcoreId;
 use event_core::recv::setup::{self, MboxKind};
 use event_core::send_event;
-use vcpd_abi::{EventQueue, EventQueueBig, EvqFlags};
+use vcpd_abi::{EventQueue, EventQueueBig, EvqFlags, UserAddr};
 use vcpd_tests::rng::{self, Rng};
-use vcpd_tests::scenario::{self, Scenario};
+use vcpd_tests::scenario::{self, Scenario, Storm};
 use vcpd_tests::sim::{Config, Kind, Sim};
 
 const EVENTS: usize = 100_000;
 /// Sends between a sender's thread yields.
 const PACE: usize = 2;
 
+fn vc(v: u32) -> VcoreId {
+    VcoreId::new(v).unwrap()
+}
+
 /// A slim queue delivering to VCPD mailboxes with `flags`.
-fn vcpd_queue(sim: &Sim, flags: EvqFlags, vcore: u32) -> usize {
+fn vcpd_queue(sim: &Sim, flags: EvqFlags, vcore: u32) -> UserAddr<EventQueue> {
     let q = sim.arena.alloc_zeroed::<EventQueue>().expect("queue");
-    setup::init_evq(q, 0, flags, vcore);
-    q as *const EventQueue as usize
+    setup::init_evq(q, UserAddr::NULL, flags, vc(vcore)).unwrap();
+    UserAddr::new((q as *const EventQueue).addr())
 }
 
 /// A big queue with its own UCQ.
-fn ucq_queue(sim: &Sim, flags: EvqFlags, vcore: u32) -> usize {
+fn ucq_queue(sim: &Sim, flags: EvqFlags, vcore: u32) -> UserAddr<EventQueue> {
     let q = sim.arena.alloc_zeroed::<EventQueueBig>().expect("queue");
-    setup::init_big_evq(q, MboxKind::Ucq, flags, vcore, sim).expect("queue set-up");
-    q as *const EventQueueBig as usize
+    setup::init_big_evq(q, MboxKind::Ucq, flags, vc(vcore), sim).expect("queue set-up");
+    UserAddr::new((q as *const EventQueueBig).addr())
 }
 
 /// Spams with a mix of flag sets (IPI or not, WAKEUP or not, APPRO,
 /// ROUNDROBIN), preferring a random vcore.
-fn spam_public(cfg: Config, preempt: bool, name: &'static str) -> Arc<Sim> {
+fn spam_public(cfg: Config, preempt: bool, storm: Storm, name: &'static str) -> Arc<Sim> {
     let s = Scenario {
         name,
         cfg,
@@ -42,6 +47,7 @@ fn spam_public(cfg: Config, preempt: bool, name: &'static str) -> Arc<Sim> {
         senders: 2,
         pace: PACE,
         preempt,
+        storm,
     };
     scenario::run(
         &s,
@@ -62,7 +68,7 @@ fn spam_public(cfg: Config, preempt: bool, name: &'static str) -> Arc<Sim> {
             let q = queues[rng.below(queues.len() as u64) as usize];
             let msg = sim.tracker.message(id, Kind::Spam);
             let suggested = rng.below(u64::from(sim.cfg.vcores)) as u32;
-            send_event(sim, q, &msg, suggested).expect("send");
+            send_event(sim, q, &msg, vc(suggested)).expect("send");
         },
     )
 }
@@ -77,11 +83,11 @@ fn spam_public_survives_a_yield_storm() {
                 request_pct: 6,
                 ..Config::default()
             };
-            let sim = spam_public(cfg, false, "spam_public_yield_storm");
-            assert!(
-                sim.counters.yields.load(Ordering::Relaxed) > 100,
-                "yields must actually race the sends"
-            );
+            let storm = Storm {
+                yields: 200,
+                ..Storm::default()
+            };
+            spam_public(cfg, false, storm, "spam_public_yield_storm");
         }
     });
 }
@@ -99,8 +105,12 @@ fn spam_public_survives_yields_and_bulk_preemption() {
                     request_pct: 5,
                     ..Config::default()
                 };
-                let sim = spam_public(cfg, true, "spam_public_yields_preemption");
-                assert!(sim.counters.preemptions.load(Ordering::Relaxed) > 10);
+                let storm = Storm {
+                    yields: 100,
+                    preemptions: 40,
+                    ..Storm::default()
+                };
+                spam_public(cfg, true, storm, "spam_public_yields_preemption");
             }
         },
     );
@@ -123,6 +133,11 @@ fn spam_indir_never_loses_an_alert() {
                 senders: 2,
                 pace: PACE,
                 preempt: true,
+                storm: Storm {
+                    yields: 100,
+                    preemptions: 20,
+                    ..Storm::default()
+                },
             };
             let sim = scenario::run(
                 &s,
@@ -133,13 +148,13 @@ fn spam_indir_never_loses_an_alert() {
                 |sim, queues, rng: &mut Rng, id| {
                     let q = queues[rng.below(2) as usize];
                     let msg = sim.tracker.message(id, Kind::Payload);
-                    send_event(sim, q, &msg, 0).expect("send");
+                    send_event(sim, q, &msg, VcoreId::ZERO).expect("send");
                 },
             );
             // Guarantee 5: every payload was handled (checked by the run), each
             // indirection sent was handled, and throttling did suppress most.
-            let sent = sim.stats.indirs_sent.load(Ordering::Relaxed);
-            let throttled = sim.stats.indirs_throttled.load(Ordering::Relaxed);
+            let sent = sim.stats().indirs_sent.load(Ordering::Relaxed);
+            let throttled = sim.stats().indirs_throttled.load(Ordering::Relaxed);
             let handled = sim.tracker.indirs_handled.load(Ordering::Relaxed) as u64;
             assert!(
                 sent >= 1 && handled >= sent,
@@ -179,6 +194,10 @@ fn must_run_messages_go_to_running_vcores() {
                 senders: 2,
                 pace: PACE,
                 preempt: false,
+                storm: Storm {
+                    yields: 200,
+                    ..Storm::default()
+                },
             };
             let sim = scenario::run(
                 &s,
@@ -192,16 +211,15 @@ fn must_run_messages_go_to_running_vcores() {
                 |sim, queues, rng: &mut Rng, id| {
                     let q = queues[rng.below(2) as usize];
                     let msg = sim.tracker.message(id, Kind::MustRun);
-                    send_event(sim, q, &msg, rng.below(4) as u32).expect("send");
+                    send_event(sim, q, &msg, vc(rng.below(4) as u32)).expect("send");
                 },
             );
             assert_eq!(sim.tracker.recovered_must_run.load(Ordering::Relaxed), 0);
             assert_eq!(
-                sim.stats.spam(event_core::SpamPath::InactiveHead),
+                sim.stats().spam(event_core::SpamPath::InactiveHead),
                 0,
                 "MUST_RUN never targets an inactive vcore"
             );
-            assert!(sim.counters.yields.load(Ordering::Relaxed) > 100);
         }
     });
 }
@@ -225,6 +243,10 @@ fn waiting_process_is_woken_by_events() {
                 senders: 2,
                 pace: PACE,
                 preempt: false,
+                storm: Storm {
+                    waits: 50,
+                    ..Storm::default()
+                },
             };
             let sim = scenario::run(
                 &s,
@@ -247,17 +269,17 @@ fn waiting_process_is_woken_by_events() {
                     let msg = sim
                         .tracker
                         .message(id, if k == 0 { Kind::Spam } else { Kind::Payload });
-                    send_event(sim, queues[k], &msg, 0).expect("send");
+                    send_event(sim, queues[k], &msg, VcoreId::ZERO).expect("send");
                 },
             );
             let waits = sim.counters.waits.load(Ordering::Relaxed);
-            let wakeups = sim.stats.wakeups.load(Ordering::Relaxed);
+            let wakeups = sim.stats().wakeups.load(Ordering::Relaxed);
             assert!(
                 waits > 10,
                 "the process must go WAITING repeatedly ({waits})"
             );
             assert!(wakeups > 10, "WAKEUP events must restart it ({wakeups})");
-            assert!(sim.stats.spam(event_core::SpamPath::LockedFallback) > 0);
+            assert!(sim.stats().spam(event_core::SpamPath::LockedFallback) > 0);
         }
     });
 }
@@ -282,6 +304,10 @@ fn scp_gets_everything_on_vcore_zero() {
                 senders: 2,
                 pace: PACE,
                 preempt: false,
+                storm: Storm {
+                    waits: 50,
+                    ..Storm::default()
+                },
             };
             let sim = scenario::run(
                 &s,
@@ -305,11 +331,10 @@ fn scp_gets_everything_on_vcore_zero() {
                     let msg = sim
                         .tracker
                         .message(id, if k == 2 { Kind::Payload } else { Kind::Spam });
-                    send_event(sim, queues[k], &msg, 0).expect("send");
+                    send_event(sim, queues[k], &msg, VcoreId::ZERO).expect("send");
                 },
             );
-            assert!(sim.counters.waits.load(Ordering::Relaxed) > 10);
-            assert!(sim.stats.spam(event_core::SpamPath::Scp) > 0);
+            assert!(sim.stats().spam(event_core::SpamPath::Scp) > 0);
         }
     });
 }

@@ -10,12 +10,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use event_core::VcoreId;
 use event_core::recv::setup::{self, MboxKind};
 use event_core::{post_vcore_event, send_event, send_kernel_event, send_posix_signal};
 use vcpd_abi::procdata::vcpd_offset;
 use vcpd_abi::sync::AtomicI32;
 use vcpd_abi::{
-    CeqEvent, CeqOp, EventMsg, EventQueue, EventQueueBig, EvqFlags, MAX_NR_EVENT, Slot, Vcpd,
+    CeqEvent, CeqOp, EventMsg, EventQueue, EventQueueBig, EvqFlags, MAX_NR_EVENT, Slot, UserAddr,
+    Vcpd,
 };
 use vcpd_tests::rng::{self, Rng};
 use vcpd_tests::sim::{Config, Sim};
@@ -33,7 +35,7 @@ fn queues(sim: &Sim) -> Vec<usize> {
     let mut qs = vec![];
     let big = |kind: MboxKind<'_>, flags| {
         let q = sim.arena.alloc_zeroed::<EventQueueBig>().unwrap();
-        setup::init_big_evq(q, kind, flags, 1, sim).unwrap();
+        setup::init_big_evq(q, kind, flags, VcoreId::new(1).unwrap(), sim).unwrap();
         q as *const EventQueueBig as usize
     };
     qs.push(big(MboxKind::Ucq, EvqFlags::INDIR | EvqFlags::IPI));
@@ -54,7 +56,7 @@ fn queues(sim: &Sim) -> Vec<usize> {
         EvqFlags::ROUNDROBIN,
     ] {
         let q = sim.arena.alloc_zeroed::<EventQueue>().unwrap();
-        setup::init_evq(q, 0, flags, 0);
+        setup::init_evq(q, UserAddr::NULL, flags, VcoreId::ZERO).unwrap();
         qs.push(q as *const EventQueue as usize);
     }
     qs
@@ -194,7 +196,7 @@ fn attack() {
                     let msg = EventMsg::new(rng.below(64) as u16)
                         .with_arg2(rng.next_u64() as u32)
                         .with_arg3(rng.next_u64() as usize);
-                    let vcore = rng.below(8) as u32;
+                    let vcore = VcoreId::new(rng.below(8) as u32).unwrap();
                     // Results are ignored on purpose: drops are expected; what
                     // matters is that every call returns.
                     let _ = match rng.below(10) {
@@ -208,14 +210,19 @@ fn attack() {
                         ),
                         3 => send_event(
                             &*sim,
-                            arena.start + rng.below((arena.end - arena.start) as u64) as usize,
+                            UserAddr::new(
+                                arena.start + rng.below((arena.end - arena.start) as u64) as usize,
+                            ),
                             &msg,
                             vcore,
                         ),
-                        4 => send_event(&*sim, rng.next_u64() as usize, &msg, vcore),
-                        _ => {
-                            send_event(&*sim, qs[rng.below(qs.len() as u64) as usize], &msg, vcore)
-                        }
+                        4 => send_event(&*sim, UserAddr::new(rng.next_u64() as usize), &msg, vcore),
+                        _ => send_event(
+                            &*sim,
+                            UserAddr::new(qs[rng.below(qs.len() as u64) as usize]),
+                            &msg,
+                            vcore,
+                        ),
                     };
                     if i % 16 == 0 {
                         thread::yield_now();
@@ -234,7 +241,7 @@ fn attack() {
     preemptor.join().unwrap();
     eprintln!(
         "scenario hostile: {EVENTS} events in {elapsed:?} against {writes} hostile writes\n{}",
-        sim.stats
+        sim.stats()
     );
     assert!(
         elapsed < Duration::from_secs(120),
@@ -245,7 +252,7 @@ fn attack() {
         "SIM_SEED={seed}: the kernel wrote outside the process"
     );
     assert!(
-        sim.stats.total_drops() > 0,
+        sim.stats().total_drops() > 0,
         "SIM_SEED={seed}: garbage must cost drops, and they must be counted"
     );
     assert!(

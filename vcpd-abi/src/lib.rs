@@ -39,6 +39,7 @@ pub mod mbox;
 pub mod msg;
 pub mod procdata;
 pub mod sync;
+pub mod uaddr;
 pub mod ucq;
 pub mod ulock;
 pub mod umem;
@@ -59,6 +60,7 @@ pub use mbox::{
 pub use msg::*;
 pub use procdata::{MAX_NUM_VCORES, ProcData, ProcDataN};
 pub use sync::{Pod, Racy, SharedBool};
+pub use uaddr::UserAddr;
 pub use ucq::{
     MsgContainer, NR_MSG_PER_PAGE, PAGE_SIZE, Slot, Ucq, UcqPage, UcqPageHeader, slot_is_good,
 };

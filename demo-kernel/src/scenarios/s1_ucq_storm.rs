@@ -15,8 +15,11 @@
 //! share in increasing order (one producer, so per-consumer order must
 //! follow the producer's), and every vcore took part.
 
+use crate::process::vc;
 use core::fmt::Write;
 use core::sync::atomic::{AtomicUsize, Ordering};
+use event_core::VcoreId;
+use vcpd_abi::UserAddr;
 
 use event_core::recv::setup::{self, MboxKind};
 use event_core::send_event;
@@ -49,7 +52,7 @@ impl VcoreProgram for Storm {
     fn step(&self, rx: &Rx, v: u32) -> Step {
         match queue() {
             Some(q) if !rx.mbox_is_empty(&q.ev_imbox) => {
-                rx.handle_event_q(v, &q.evq);
+                rx.handle_event_q(vc(v), &q.evq);
                 Step::Busy
             }
             _ => Step::Idle,
@@ -59,13 +62,15 @@ impl VcoreProgram for Storm {
 
 static STORM: Storm = Storm;
 
-fn on_storm(_: &Recv<'_>, v: u32, msg: &vcpd_abi::EventMsg, _: usize) {
+fn on_storm(_: &Recv<'_>, v: VcoreId, msg: &vcpd_abi::EventMsg, _: usize) {
+    let v = v.get();
     TALLY_A.record(v, msg.ev_arg4);
 }
 
 /// After an indirection for the storm queue: point the queue at the next
 /// vcore, so the next indirection (and its IPI) goes there.
-fn rotate(_: &Recv<'_>, v: u32, msg: &vcpd_abi::EventMsg, nr_vcores: usize) {
+fn rotate(_: &Recv<'_>, v: VcoreId, msg: &vcpd_abi::EventMsg, nr_vcores: usize) {
+    let v = v.get();
     if msg.ev_arg3 == QUEUE.load(Ordering::Relaxed) {
         if let Some(q) = queue() {
             q.evq
@@ -87,7 +92,7 @@ pub(super) fn run(r: &mut Report) {
         return r.check(false, "out of process memory");
     };
     let flags = EvqFlags::IPI | EvqFlags::INDIR | EvqFlags::SPAM_INDIR;
-    if setup::init_big_evq(q, MboxKind::Ucq, flags, 0, p.runtime()).is_err() {
+    if setup::init_big_evq(q, MboxKind::Ucq, flags, VcoreId::ZERO, p.runtime()).is_err() {
         return r.check(false, "queue set-up failed");
     }
     let q_addr = core::ptr::from_ref(q).expose_provenance();
@@ -112,7 +117,7 @@ pub(super) fn run(r: &mut Report) {
             break;
         }
         let msg = EventMsg::new(T_STORM).with_arg4(seq);
-        if send_event(p, q_addr, &msg, 0).is_err() {
+        if send_event(p, UserAddr::new(q_addr), &msg, VcoreId::ZERO).is_err() {
             send_errors += 1;
         }
     }

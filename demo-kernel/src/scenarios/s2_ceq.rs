@@ -14,8 +14,11 @@
 //! Checked: every entry's received total equals the sent one, and the
 //! small ring did overflow.
 
+use crate::process::vc;
 use core::fmt::Write;
 use core::sync::atomic::{AtomicI32, AtomicU64, AtomicUsize, Ordering};
+use event_core::VcoreId;
+use vcpd_abi::UserAddr;
 
 use event_core::recv::setup::{self, MboxKind};
 use event_core::send_event;
@@ -72,7 +75,7 @@ impl VcoreProgram for Drain {
         for q in &QUEUE {
             if let Some(q) = common::own::<EventQueueBig>(q.load(Ordering::Acquire)) {
                 if !rx.mbox_is_empty(&q.ev_imbox) {
-                    rx.handle_event_q(v, &q.evq);
+                    rx.handle_event_q(vc(v), &q.evq);
                     busy = true;
                 }
             }
@@ -105,7 +108,7 @@ pub(super) fn run(r: &mut Report) {
         };
         let kind = MboxKind::Ceq { op, events, ring };
         // Spread the queues' indirections over the vcores.
-        let vcore = i as u32 % p.nr_vcores();
+        let vcore = vc(i as u32 % p.nr_vcores());
         if setup::init_big_evq(q, kind, flags, vcore, rt).is_err() {
             return r.check(false, "CEQ set-up failed");
         }
@@ -133,7 +136,7 @@ pub(super) fn run(r: &mut Report) {
             CeqOp::Or => expected[qi][idx] |= u64::from(value),
         }
         let msg = EventMsg::new(idx as u16).with_arg2(value);
-        if send_event(p, addrs[qi], &msg, 0).is_err() {
+        if send_event(p, UserAddr::new(addrs[qi]), &msg, VcoreId::ZERO).is_err() {
             send_errors += 1;
         }
     }

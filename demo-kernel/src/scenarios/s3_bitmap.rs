@@ -18,6 +18,8 @@
 
 use core::fmt::Write;
 use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use event_core::VcoreId;
+use vcpd_abi::UserAddr;
 
 use event_core::recv::setup::{self, MboxKind};
 use event_core::send_event;
@@ -57,7 +59,7 @@ extern "C" fn bitmap_sink(ev_q: &EventQueue) {
 /// Rounds on `p`; returns (rounds completed, sends dropped).
 fn rounds(p: &'static Process, flags: EvqFlags, n: u32, seed: u64) -> Option<(u32, u64)> {
     let q = p.runtime().alloc::<EventQueueBig>()?;
-    setup::init_big_evq(q, MboxKind::Bitmap, flags, 0, p.runtime()).ok()?;
+    setup::init_big_evq(q, MboxKind::Bitmap, flags, VcoreId::ZERO, p.runtime()).ok()?;
     setup::set_evq_handler(&q.evq, Some(bitmap_sink));
     let q_addr = core::ptr::from_ref(q).expose_provenance();
     QUEUE.store(q_addr, Ordering::Release);
@@ -71,7 +73,7 @@ fn rounds(p: &'static Process, flags: EvqFlags, n: u32, seed: u64) -> Option<(u3
             order.swap(i, rng.below(i as u64 + 1) as usize);
         }
         for t in order {
-            if send_event(p, q_addr, &EventMsg::new(t), 0).is_err() {
+            if send_event(p, UserAddr::new(q_addr), &EventMsg::new(t), VcoreId::ZERO).is_err() {
                 dropped += 1;
             }
         }

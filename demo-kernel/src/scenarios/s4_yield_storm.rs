@@ -22,8 +22,11 @@
 //! the first moved away; the seed says spammed messages must tolerate
 //! spurious copies), so A is at-least-once and its duplicates are counted.
 
+use crate::process::vc;
 use core::fmt::Write;
 use core::sync::atomic::{AtomicU64, Ordering};
+use event_core::VcoreId;
+use vcpd_abi::UserAddr;
 
 use event_core::recv::setup::{self, MboxKind};
 use event_core::{SpamPath, send_event};
@@ -67,11 +70,13 @@ impl VcoreProgram for Storm {
 
 static STORM: Storm = Storm;
 
-fn on_spam(_: &Recv<'_>, v: u32, msg: &EventMsg, _: usize) {
+fn on_spam(_: &Recv<'_>, v: VcoreId, msg: &EventMsg, _: usize) {
+    let v = v.get();
     TALLY_A.record(v, msg.ev_arg4);
 }
 
-fn on_indir(_: &Recv<'_>, v: u32, msg: &EventMsg, _: usize) {
+fn on_indir(_: &Recv<'_>, v: VcoreId, msg: &EventMsg, _: usize) {
+    let v = v.get();
     TALLY_B.record(v, msg.ev_arg4);
 }
 
@@ -87,13 +92,14 @@ pub(super) fn run(r: &mut Report) {
     };
     setup::init_evq(
         spam_q,
-        0,
+        UserAddr::NULL,
         EvqFlags::SPAM_PUBLIC | EvqFlags::IPI | EvqFlags::VCORE_APPRO,
-        0,
-    );
+        VcoreId::ZERO,
+    )
+    .expect("a flagged queue sets up");
     let indir_flags =
         EvqFlags::INDIR | EvqFlags::SPAM_INDIR | EvqFlags::IPI | EvqFlags::VCORE_APPRO;
-    if setup::init_big_evq(indir_q, MboxKind::Ucq, indir_flags, 0, rt).is_err() {
+    if setup::init_big_evq(indir_q, MboxKind::Ucq, indir_flags, VcoreId::ZERO, rt).is_err() {
         return r.check(false, "queue set-up failed");
     }
     let spam_addr = core::ptr::from_ref(spam_q).expose_provenance();
@@ -129,8 +135,10 @@ pub(super) fn run(r: &mut Report) {
             let hint = rng.below(n_vc) as u32;
             let a = EventMsg::new(T_SPAM).with_arg4(seq);
             let b = EventMsg::new(T_INDIR).with_arg4(seq);
-            send_errors += u64::from(send_event(p, spam_addr, &a, hint).is_err());
-            send_errors += u64::from(send_event(p, indir_addr, &b, hint).is_err());
+            send_errors +=
+                u64::from(send_event(p, UserAddr::new(spam_addr), &a, vc(hint)).is_err());
+            send_errors +=
+                u64::from(send_event(p, UserAddr::new(indir_addr), &b, vc(hint)).is_err());
         }
         sent += BATCH;
         if sent >= CAP || !pacer.next(sent >= n) {

@@ -29,8 +29,11 @@
 //! a preempted vcore's mailbox, and all arrive once the vcores are
 //! restarted (they check their mailboxes on restart: host rule 3).
 
+use crate::process::vc;
 use core::fmt::Write;
 use core::sync::atomic::{AtomicU64, Ordering};
+use event_core::VcoreId;
+use vcpd_abi::UserAddr;
 
 use event_core::recv::setup::{self, MboxKind};
 use event_core::send_event;
@@ -66,15 +69,18 @@ const T_MUST: u16 = 35;
 static MUST_VIOLATIONS: AtomicU64 = AtomicU64::new(0);
 static MUST_RECOVERED: AtomicU64 = AtomicU64::new(0);
 
-fn on_spam(_: &Recv<'_>, v: u32, msg: &EventMsg, _: usize) {
+fn on_spam(_: &Recv<'_>, v: VcoreId, msg: &EventMsg, _: usize) {
+    let v = v.get();
     TALLY_A.record(v, msg.ev_arg4);
 }
 
-fn on_indir(_: &Recv<'_>, v: u32, msg: &EventMsg, _: usize) {
+fn on_indir(_: &Recv<'_>, v: VcoreId, msg: &EventMsg, _: usize) {
+    let v = v.get();
     TALLY_B.record(v, msg.ev_arg4);
 }
 
-fn on_must(_: &Recv<'_>, v: u32, msg: &EventMsg, _: usize) {
+fn on_must(_: &Recv<'_>, v: VcoreId, msg: &EventMsg, _: usize) {
+    let v = v.get();
     let owner = vcore::mailbox_owner(v);
     if owner != v {
         MUST_RECOVERED.fetch_add(1, Ordering::Relaxed);
@@ -102,18 +108,20 @@ pub(super) fn run(r: &mut Report) {
     };
     setup::init_evq(
         spam_q,
-        0,
+        UserAddr::NULL,
         EvqFlags::SPAM_PUBLIC | EvqFlags::IPI | EvqFlags::VCORE_APPRO,
-        0,
-    );
+        VcoreId::ZERO,
+    )
+    .expect("a flagged queue sets up");
     setup::init_evq(
         must_q,
-        0,
+        UserAddr::NULL,
         EvqFlags::SPAM_PUBLIC | EvqFlags::VCORE_MUST_RUN | EvqFlags::IPI | EvqFlags::VCORE_APPRO,
-        0,
-    );
+        VcoreId::ZERO,
+    )
+    .expect("a flagged queue sets up");
     let ucq_flags = EvqFlags::INDIR | EvqFlags::SPAM_INDIR | EvqFlags::IPI;
-    if setup::init_big_evq(ucq_q, MboxKind::Ucq, ucq_flags, 0, rt).is_err() {
+    if setup::init_big_evq(ucq_q, MboxKind::Ucq, ucq_flags, VcoreId::ZERO, rt).is_err() {
         return r.check(false, "queue set-up failed");
     }
     let addr = |q: &EventQueue| core::ptr::from_ref(q).expose_provenance();
@@ -154,8 +162,9 @@ pub(super) fn run(r: &mut Report) {
             let hint = rng.below(n_vc) as u32;
             let a = EventMsg::new(T_SPAM).with_arg4(seq);
             let b = EventMsg::new(T_INDIR).with_arg4(seq);
-            send_errors += u64::from(send_event(p, spam_addr, &a, hint).is_err());
-            send_errors += u64::from(send_event(p, ucq_addr, &b, hint).is_err());
+            send_errors +=
+                u64::from(send_event(p, UserAddr::new(spam_addr), &a, vc(hint)).is_err());
+            send_errors += u64::from(send_event(p, UserAddr::new(ucq_addr), &b, vc(hint)).is_err());
             if seq % MUST_EVERY == 0 {
                 let sent_one = interrupts::without_interrupts(|| {
                     let mask = p.mapped_mask() as usize;
@@ -167,7 +176,7 @@ pub(super) fn run(r: &mut Report) {
                     let hint = p.head(VcoreList::BulkPreempted).unwrap_or(hint);
                     must_to_preempted += u64::from(!p.vcore_mapped(hint));
                     let c = EventMsg::new(T_MUST).with_arg3(mask).with_arg4(must_sent);
-                    Some(send_event(p, must_addr, &c, hint).is_err())
+                    Some(send_event(p, UserAddr::new(must_addr), &c, vc(hint)).is_err())
                 });
                 if let Some(err) = sent_one {
                     send_errors += u64::from(err);
@@ -201,7 +210,8 @@ pub(super) fn run(r: &mut Report) {
         for _ in 0..per_round_b {
             let hint = rng.below(n_vc) as u32;
             let a = EventMsg::new(T_SPAM).with_arg4(seq);
-            send_errors += u64::from(send_event(p, spam_addr, &a, hint).is_err());
+            send_errors +=
+                u64::from(send_event(p, UserAddr::new(spam_addr), &a, vc(hint)).is_err());
             seq += 1;
         }
         time::delay_us(2_000);

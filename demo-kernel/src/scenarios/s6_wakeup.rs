@@ -19,6 +19,8 @@
 
 use core::fmt::Write;
 use core::sync::atomic::{AtomicU32, Ordering};
+use event_core::VcoreId;
+use vcpd_abi::UserAddr;
 
 use event_core::recv::setup::{self, MboxKind};
 use event_core::{SpamPath, send_event};
@@ -35,7 +37,8 @@ const T_WAKE: u16 = 36;
 /// The vcore that handled the last message.
 static HANDLED_BY: AtomicU32 = AtomicU32::new(NONE);
 
-fn on_wake(_: &Recv<'_>, v: u32, msg: &EventMsg, _: usize) {
+fn on_wake(_: &Recv<'_>, v: VcoreId, msg: &EventMsg, _: usize) {
+    let v = v.get();
     HANDLED_BY.store(v, Ordering::Release);
     TALLY_A.record(v, msg.ev_arg4);
 }
@@ -51,12 +54,13 @@ pub(super) fn run(r: &mut Report) {
     };
     setup::init_evq(
         spam_q,
-        0,
+        UserAddr::NULL,
         EvqFlags::SPAM_PUBLIC | EvqFlags::WAKEUP | EvqFlags::IPI,
-        0,
-    );
+        VcoreId::ZERO,
+    )
+    .expect("a flagged queue sets up");
     let ucq_flags = EvqFlags::INDIR | EvqFlags::SPAM_INDIR | EvqFlags::WAKEUP | EvqFlags::IPI;
-    if setup::init_big_evq(ucq_q, MboxKind::Ucq, ucq_flags, 0, rt).is_err() {
+    if setup::init_big_evq(ucq_q, MboxKind::Ucq, ucq_flags, VcoreId::ZERO, rt).is_err() {
         return r.check(false, "queue set-up failed");
     }
     let spam_addr = core::ptr::from_ref(spam_q).expose_provenance();
@@ -81,15 +85,18 @@ pub(super) fn run(r: &mut Report) {
             break;
         }
         waiting_rounds += 1;
-        // Under the process lock: WAITING with no core can be seen while
-        // the last yield's locked section still runs, before it publishes
-        // the inactive head it just changed (process.rs, `locked`); the
-        // send's fallback, which takes the lock, would see the new head.
-        let head = p.with_lock(|| p.head(VcoreList::Inactive));
+        let head = p.head(VcoreList::Inactive);
         HANDLED_BY.store(NONE, Ordering::Release);
         let q = if seq % 2 == 0 { spam_addr } else { ucq_addr };
-        send_errors +=
-            u64::from(send_event(p, q, &EventMsg::new(T_WAKE).with_arg4(seq), 0).is_err());
+        send_errors += u64::from(
+            send_event(
+                p,
+                UserAddr::new(q),
+                &EventMsg::new(T_WAKE).with_arg4(seq),
+                VcoreId::ZERO,
+            )
+            .is_err(),
+        );
         if !wait_until(2_000, || TALLY_A.seen(seq)) {
             break;
         }

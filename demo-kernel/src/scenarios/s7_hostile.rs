@@ -27,8 +27,11 @@
 //! unchanged. The kernel's warnings are counted rather than printed
 //! (klog's quiet mode): thousands, by design.
 
+use crate::process::vc;
 use core::fmt::Write;
 use core::sync::atomic::{AtomicI32, AtomicU8, AtomicU64, Ordering};
+use event_core::VcoreId;
+use vcpd_abi::UserAddr;
 
 use event_core::recv::setup::{self, MboxKind};
 use event_core::{DropKind, post_vcore_event, send_event, send_kernel_event, send_posix_signal};
@@ -156,15 +159,15 @@ fn set_up(p: &'static Process) -> Option<[usize; 4]> {
     let events = rt.alloc_slice::<CeqEvent>(16)?;
     let ring = rt.alloc_slice::<AtomicI32>(8)?;
     let flags = EvqFlags::IPI | EvqFlags::INDIR;
-    setup::init_big_evq(ucq, MboxKind::Ucq, flags, 0, rt).ok()?;
+    setup::init_big_evq(ucq, MboxKind::Ucq, flags, VcoreId::ZERO, rt).ok()?;
     let kind = MboxKind::Ceq {
         op: CeqOp::Add,
         events,
         ring,
     };
-    setup::init_big_evq(ceq, kind, flags, 0, rt).ok()?;
-    setup::init_big_evq(bitmap, MboxKind::Bitmap, flags, 0, rt).ok()?;
-    setup::init_evq(slim, 0, EvqFlags::SPAM_PUBLIC, 0);
+    setup::init_big_evq(ceq, kind, flags, VcoreId::ZERO, rt).ok()?;
+    setup::init_big_evq(bitmap, MboxKind::Bitmap, flags, VcoreId::ZERO, rt).ok()?;
+    setup::init_evq(slim, UserAddr::NULL, EvqFlags::SPAM_PUBLIC, VcoreId::ZERO).ok()?;
     let addr = |q: &EventQueue| core::ptr::from_ref(q).expose_provenance();
     let qs = [
         addr(&ucq.evq),
@@ -174,7 +177,8 @@ fn set_up(p: &'static Process) -> Option<[usize; 4]> {
     ];
     let rx = p.receiver();
     for t in 0..MAX_NR_EVENT as u16 {
-        rx.enable_kevent(t, qs[usize::from(t) % qs.len()]).ok()?;
+        rx.enable_kevent(t, UserAddr::new(qs[usize::from(t) % qs.len()]))
+            .ok()?;
     }
 
     let mut targets: Vec<(usize, usize), 32> = Vec::new();
@@ -307,8 +311,10 @@ pub(super) fn run(r: &mut Report) {
             ev_arg3: garbage(&mut rng) as usize,
             ev_arg4: rng.bits(),
         };
+        // The kernel's suggestion is a `VcoreId` (below MAX_NUM_VCORES by
+        // type); ids past the process's own vcores are still refused.
         let vcoreid = match rng.below(4) {
-            0 => rng.bits() as u32,
+            0 => rng.below(vcpd_abi::MAX_NUM_VCORES as u64) as u32,
             1 => n + rng.below(4) as u32,
             _ => rng.below(u64::from(n)) as u32,
         };
@@ -331,14 +337,14 @@ pub(super) fn run(r: &mut Report) {
                     }
                     q
                 };
-                let _ = send_event(p, q, &msg, vcoreid);
+                let _ = send_event(p, UserAddr::new(q), &msg, vc(vcoreid));
             }
             5 => {
-                let _ = send_kernel_event(p, &msg, vcoreid);
+                let _ = send_kernel_event(p, &msg, vc(vcoreid));
             }
             6 => {
                 let flags = EvqFlags::from_raw(rng.bits() as i32);
-                let _ = post_vcore_event(p, &msg, vcoreid, flags);
+                let _ = post_vcore_event(p, &msg, vc(vcoreid), flags);
             }
             _ => {
                 let _ = send_posix_signal(p, rng.bits() as u16);
@@ -350,7 +356,7 @@ pub(super) fn run(r: &mut Report) {
     p.destroy();
     let dying_before = stats.drops(DropKind::Dying);
     for _ in 0..20 {
-        let _ = send_event(p, qs[0], &EventMsg::new(1), 0);
+        let _ = send_event(p, UserAddr::new(qs[0]), &EventMsg::new(1), VcoreId::ZERO);
     }
     let dying = stats.drops(DropKind::Dying) - dying_before;
     let released = wait_until(2_000, || sched::cores_of(p.id()) == 0);

@@ -12,12 +12,12 @@
 use core::fmt::Write;
 use core::sync::atomic::Ordering;
 
-use event_core::post_vcore_event;
+use event_core::{VcoreId, post_vcore_event};
 use spin::Mutex;
 use vcpd_abi::{EventMsg, EvqFlags};
 
 use super::common::{self, Report, TALLY_A, wait_until};
-use crate::process::Recv;
+use crate::process::{Recv, vc};
 use crate::{sched, time, vcore};
 
 const N: usize = 2000;
@@ -27,7 +27,8 @@ const T_PING: u16 = 37;
 
 static SAMPLES: Mutex<[u64; N]> = Mutex::new([0; N]);
 
-fn on_ping(_: &Recv<'_>, v: u32, msg: &EventMsg, _: usize) {
+fn on_ping(_: &Recv<'_>, v: VcoreId, msg: &EventMsg, _: usize) {
+    let v = v.get();
     TALLY_A.record(v, msg.ev_arg4);
 }
 
@@ -54,7 +55,7 @@ pub(super) fn run(r: &mut Report) {
         let msg = EventMsg::new(T_PING).with_arg4(i as u64);
         let t0 = time::rdtsc();
         send_errors += u32::from(
-            post_vcore_event(p, &msg, v, EvqFlags::IPI | EvqFlags::VCORE_PRIVATE).is_err(),
+            post_vcore_event(p, &msg, vc(v), EvqFlags::IPI | EvqFlags::VCORE_PRIVATE).is_err(),
         );
         // Spin (not halt): the measurement wants the kernel CPU awake.
         let deadline = time::now_ns() + 1_000_000_000;

@@ -8,11 +8,12 @@ use heapless::Vec;
 use vcpd_abi::{EV_EVENT, EventMsg, MAX_NR_EVENT};
 
 use super::Receiver;
+use crate::ids::VcoreId;
 
 /// A handler: called with the receiver (to drain more, recover other
 /// vcores...), the vcore running it, the message, and the `data` word
 /// registered with it.
-pub type HandlerFn<R> = fn(rx: &Receiver<'_, R>, vcoreid: u32, msg: &EventMsg, data: usize);
+pub type HandlerFn<R> = fn(rx: &Receiver<'_, R>, vcoreid: VcoreId, msg: &EventMsg, data: usize);
 
 /// A registered handler and its data word.
 pub struct Handler<R> {
@@ -57,6 +58,9 @@ pub enum RegisterError {
     BadType(u16),
     /// The type already has [`HANDLERS_PER_TYPE`] handlers.
     Full(u16),
+    /// The same function with the same data is already registered for
+    /// this type (it would run twice per message).
+    Duplicate(u16),
 }
 
 impl fmt::Display for RegisterError {
@@ -64,6 +68,10 @@ impl fmt::Display for RegisterError {
         match self {
             Self::BadType(t) => write!(f, "event type {t} is not below {MAX_NR_EVENT}"),
             Self::Full(t) => write!(f, "event type {t} has no free handler slot"),
+            Self::Duplicate(t) => write!(
+                f,
+                "this handler is already registered for event type {t} with the same data"
+            ),
         }
     }
 }
@@ -117,6 +125,15 @@ impl<R: super::VcoreRuntime> HandlerTable<R> {
         let slot = t
             .get_mut(usize::from(ev_type))
             .ok_or(RegisterError::BadType(ev_type))?;
+        // Function addresses are not unique in Rust (identical functions may
+        // be merged); a false match can only be two identical functions
+        // with the same data, which would behave the same anyway.
+        if slot
+            .iter()
+            .any(|h| core::ptr::fn_addr_eq(h.func, func) && h.data == data)
+        {
+            return Err(RegisterError::Duplicate(ev_type));
+        }
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         slot.push(Handler { func, data, id })
             .map_err(|_| RegisterError::Full(ev_type))?;

@@ -13,7 +13,9 @@
 //!   messages ([`yielding`]).
 //!
 //! The process trusts its own shared memory, so this side follows the
-//! addresses it finds there directly, as C code would.
+//! addresses it finds there directly, as C code would. That trust is a
+//! promise the process makes once, when it creates its [`Receiver`]
+//! (an `unsafe` constructor: see its `# Safety`).
 
 mod handlers;
 pub mod setup;
@@ -24,7 +26,9 @@ use core::fmt;
 pub use handlers::{HANDLERS_PER_TYPE, Handler, HandlerFn, HandlerId, HandlerTable, RegisterError};
 use log::warn;
 use vcpd_abi::sync::{AtomicUsize, Ordering, fence};
-use vcpd_abi::{EventMbox, EventMsg, EventQueue, MAX_NR_EVENT, MboxRef, ProcDataN, Vcpd};
+use vcpd_abi::{EventMbox, EventMsg, EventQueue, MAX_NR_EVENT, MboxRef, ProcDataN, UserAddr, Vcpd};
+
+use crate::ids::VcoreId;
 
 /// What the receive side needs from the process's runtime.
 pub trait VcoreRuntime {
@@ -82,7 +86,20 @@ impl<R> fmt::Debug for Receiver<'_, R> {
 
 impl<'a, R: VcoreRuntime> Receiver<'a, R> {
     /// A receiver over the process's procdata, handler table and runtime.
-    pub fn new<const V: usize>(
+    ///
+    /// # Safety
+    /// The receiver follows addresses it finds in the process's shared
+    /// structures, as the process's own C code would. The caller promises
+    /// that they are *the process's own memory* in this sense: every
+    /// address reachable from `procdata` (the queues in `kernel_evts`, the
+    /// queue named by an indirection in a VCPD mailbox, a queue's
+    /// `ev_mbox` and `ev_handler`, a UCQ's pages, a CEQ's arrays) was
+    /// stored by the set-up functions of [`setup`] (or equivalent code),
+    /// points at live memory of the type it is used as, mapped readable and
+    /// writable, and stays so for as long as the receiver is used. A
+    /// process that keeps its queues for its whole life and sets them up
+    /// only through [`setup`] meets this.
+    pub unsafe fn new<const V: usize>(
         procdata: &'a ProcDataN<V>,
         handlers: &'a HandlerTable<R>,
         rt: &'a R,
@@ -110,8 +127,8 @@ impl<'a, R: VcoreRuntime> Receiver<'a, R> {
     /// # Panics
     /// If `vcoreid` is not below the number of VCPDs (a bug in the caller:
     /// the process knows its own vcores).
-    pub fn vcpd(&self, vcoreid: u32) -> &'a Vcpd {
-        &self.vcpds[vcoreid as usize]
+    pub fn vcpd(&self, vcoreid: VcoreId) -> &'a Vcpd {
+        &self.vcpds[vcoreid.index()]
     }
 
     /// Takes one message from any type of mailbox.
@@ -135,7 +152,7 @@ impl<'a, R: VcoreRuntime> Receiver<'a, R> {
     }
 
     /// Calls every handler registered for the message's type.
-    pub fn dispatch(&self, vcoreid: u32, msg: &EventMsg) {
+    pub fn dispatch(&self, vcoreid: VcoreId, msg: &EventMsg) {
         for h in self.handlers.handlers(msg.ev_type) {
             (h.func)(self, vcoreid, msg, h.data);
         }
@@ -143,7 +160,7 @@ impl<'a, R: VcoreRuntime> Receiver<'a, R> {
 
     /// Drains `mbox`, dispatching every message; returns how many. UCQs are
     /// drained [`DRAIN_BATCH`] messages per claim.
-    pub fn handle_mbox(&self, vcoreid: u32, mbox: &EventMbox) -> usize {
+    pub fn handle_mbox(&self, vcoreid: VcoreId, mbox: &EventMbox) -> usize {
         let mut n = 0;
         if let Ok(MboxRef::Ucq(u)) = mbox.body() {
             let mut batch = [EventMsg::default(); DRAIN_BATCH];
@@ -167,19 +184,31 @@ impl<'a, R: VcoreRuntime> Receiver<'a, R> {
 
     /// The vcore's event entry: clear `notif_pending`, then drain the
     /// private and the public VCPD mailbox. Returns messages handled.
-    pub fn handle_events(&self, vcoreid: u32) -> usize {
+    ///
+    /// ```
+    /// use event_core::abi::{EventMsg, EvqFlags};
+    /// use event_core::testing::ToyHost;
+    /// use event_core::{VcoreId, post_vcore_event};
+    ///
+    /// let host = ToyHost::new();
+    /// let v = VcoreId::new(1).unwrap();
+    /// post_vcore_event(&host, &EventMsg::new(3), v, EvqFlags::empty()).unwrap();
+    /// post_vcore_event(&host, &EventMsg::new(3), v, EvqFlags::VCORE_PRIVATE).unwrap();
+    /// let rx = host.receiver();
+    /// rx.handlers().register(3, |_, _, _, _| {}, 0).unwrap();
+    /// assert_eq!(rx.handle_events(v), 2); // private, then public
+    /// assert_eq!(rx.handle_events(v), 0);
+    /// ```
+    pub fn handle_events(&self, vcoreid: VcoreId) -> usize {
         let vcpd = self.vcpd(vcoreid);
-        // A swap, not a store: every write of this flag is a read-modify-
-        // write, so its writes are totally ordered, and a clear that lands
-        // after a sender's set reads that set and synchronizes with it (the
-        // drain below then sees the message). The fences alone already make
-        // this correct under the C11 model; the swaps make it hold without
-        // relying on SC-fence reasoning that loom does not model precisely.
+        // A swap, not a store, and no fence: every write of this flag (the
+        // kernel's sets, this clear) is a read-modify-write, so the writes
+        // are totally ordered. If our clear comes after a sender's set, it
+        // reads that set and synchronizes with it: the drain below sees the
+        // message. If it comes before, the flag stays set and we (or the
+        // kernel's yield) come back. Either way nothing is missed, which the
+        // loom models check (turning this swap into a store fails them).
         vcpd.notif_pending.swap(false, Ordering::AcqRel);
-        // Store-load: the clear must land before we read the mailboxes. A
-        // sender whose set comes after our clear leaves the flag set, which
-        // makes us (or the kernel's yield) come back.
-        fence(Ordering::SeqCst);
         self.handle_mbox(vcoreid, &vcpd.ev_mbox_private)
             + self.handle_mbox(vcoreid, &vcpd.ev_mbox_public)
     }
@@ -187,35 +216,50 @@ impl<'a, R: VcoreRuntime> Receiver<'a, R> {
     /// Drains another vcore's public mailbox (preemption recovery: its
     /// owner is not running, and spammed messages must not wait for it).
     /// Returns messages handled.
-    pub fn recover_public_mbox(&self, my_vcoreid: u32, other: u32) -> usize {
+    ///
+    /// ```
+    /// use event_core::abi::{EventMsg, EvqFlags};
+    /// use event_core::testing::ToyHost;
+    /// use event_core::{VcoreId, post_vcore_event};
+    ///
+    /// let host = ToyHost::new();
+    /// let (me, away) = (VcoreId::ZERO, VcoreId::new(3).unwrap());
+    /// post_vcore_event(&host, &EventMsg::new(8), away, EvqFlags::empty()).unwrap();
+    /// // Vcore 3 is preempted; vcore 0 handles its public mailbox.
+    /// assert_eq!(host.receiver().recover_public_mbox(me, away), 1);
+    /// ```
+    pub fn recover_public_mbox(&self, my_vcoreid: VcoreId, other: VcoreId) -> usize {
         self.handle_mbox(my_vcoreid, &self.vcpd(other).ev_mbox_public)
     }
 
     /// Drains an event queue's mailbox (or calls its handler): what an
     /// indirection asks for, without the alert bookkeeping.
-    pub fn handle_event_q(&self, vcoreid: u32, ev_q: &EventQueue) -> usize {
+    pub fn handle_event_q(&self, vcoreid: VcoreId, ev_q: &EventQueue) -> usize {
         let handler = ev_q.ev_handler.load(Ordering::Acquire);
         if handler != 0 {
             let ptr = core::ptr::with_exposed_provenance::<()>(handler);
-            // SAFETY: `ev_handler` is written only by `setup::set_evq_handler`,
-            // which stores the exposed address of a real `EvqHandlerFn` (the
-            // kernel never writes it); function and data pointers have the
-            // same size on every target this crate supports.
+            // SAFETY: the receiver's maker promised (`Receiver::new`) that
+            // `ev_handler` was stored by `setup::set_evq_handler` (the kernel
+            // never writes it): the exposed address of a real
+            // `EvqHandlerFn`. Function and data pointers have the same size
+            // on every target this crate supports.
             let f: EvqHandlerFn = unsafe { core::mem::transmute::<*const (), EvqHandlerFn>(ptr) };
             f(ev_q);
             return 0;
         }
         match ev_q.ev_mbox.load(Ordering::Acquire) {
             0 => 0,
-            mbox => self.handle_mbox(vcoreid, user_ref::<EventMbox>(mbox)),
+            mbox => self.handle_mbox(vcoreid, self.own::<EventMbox>(mbox)),
         }
     }
 
-    /// The kernel-event queue registered for `ev_type` (0 if none).
-    pub fn kernel_evt(&self, ev_type: u16) -> usize {
-        self.kernel_evts
-            .get(usize::from(ev_type))
-            .map_or(0, |s| s.load(Ordering::Acquire))
+    /// The kernel-event queue registered for `ev_type` (null if none).
+    pub fn kernel_evt(&self, ev_type: u16) -> UserAddr<EventQueue> {
+        UserAddr::new(
+            self.kernel_evts
+                .get(usize::from(ev_type))
+                .map_or(0, |s| s.load(Ordering::Acquire)),
+        )
     }
 }
 
@@ -229,7 +273,7 @@ impl<'a, R: VcoreRuntime> Receiver<'a, R> {
 /// with a warning.
 pub(crate) fn handle_indir<R: VcoreRuntime>(
     rx: &Receiver<'_, R>,
-    vcoreid: u32,
+    vcoreid: VcoreId,
     msg: &EventMsg,
     _: usize,
 ) {
@@ -238,7 +282,7 @@ pub(crate) fn handle_indir<R: VcoreRuntime>(
         warn!("event: indirection with bad queue address {addr:#x} ignored");
         return;
     }
-    let ev_q = user_ref::<EventQueue>(addr);
+    let ev_q = rx.own::<EventQueue>(addr);
     ev_q.ev_alert_pending.store(false, Ordering::Relaxed);
     // Store-load: clear, then look. The kernel posts, fences, then reads the
     // flag: either it sees our clear (and alerts again) or we see its post.
@@ -246,12 +290,14 @@ pub(crate) fn handle_indir<R: VcoreRuntime>(
     rx.handle_event_q(vcoreid, ev_q);
 }
 
-/// A reference to process memory, from a user address found in the
-/// process's own shared structures.
-fn user_ref<T: vcpd_abi::SharedMem>(addr: usize) -> &'static T {
-    // SAFETY: the receive side runs in the process; the addresses it follows
-    // are its own (queue and mailbox pointers it set up, or an indirection
-    // the kernel built from a queue address it checked), and `T:
-    // SharedMem` stays valid under concurrent writes.
-    unsafe { &*core::ptr::with_exposed_provenance::<T>(addr) }
+impl<'a, R> Receiver<'a, R> {
+    /// The `T` at `addr`, an address found in the process's own shared
+    /// structures.
+    fn own<T: vcpd_abi::SharedMem>(&self, addr: usize) -> &'a T {
+        // SAFETY: whoever made this receiver promised (`Receiver::new`) that
+        // every address reachable from procdata is live process memory of
+        // the type it is used as for as long as the receiver is used;
+        // `T: SharedMem` stays valid under concurrent writes.
+        unsafe { &*core::ptr::with_exposed_provenance::<T>(addr) }
+    }
 }

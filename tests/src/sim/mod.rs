@@ -9,22 +9,25 @@ mod vcore;
 
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
 use event_core::recv::setup::MboxKind;
 use event_core::recv::{HandlerTable, Receiver, VcoreRuntime};
-use event_core::{EventStats, ProcOps};
+use event_core::testing::thread_cpu_index;
+use event_core::vcores::{
+    ProcControl, ProcKind, ProcState, Refused, VcoreList, VcoreLists, VcoreSet,
+};
+use event_core::{EventStats, PcoreId, ProcDataRef, ProcEvents, ProcOps, VcoreId};
 pub use track::{Kind, Tracker};
-use ucq::{HashLocks, UcqLocks, UserPageAlloc};
 use vcpd_abi::arena::UserArena;
-use vcpd_abi::sync::fence;
 use vcpd_abi::{MAX_NUM_VCORES, ProcData, UserMemory, UserMemoryExt, Vcpd, VcpdFlags};
 
 use crate::rng::Rng;
 
-const NONE: u32 = u32::MAX;
+/// "No vcore" in a pcore's owner slot.
+const NO_OWNER: u32 = u32::MAX;
 
 /// How the simulated process behaves.
 #[derive(Debug, Clone)]
@@ -61,32 +64,16 @@ impl Default for Config {
     }
 }
 
-#[derive(Debug, Default)]
-struct Lists {
-    online: Vec<u32>,
-    bulk: Vec<u32>,
-    inactive: Vec<u32>,
-}
-
-/// Per-vcore simulation state.
+/// Per-vcore simulation state (whether it is mapped, and where, is the
+/// `VcoreSet`'s business).
 #[derive(Debug, Default)]
 pub struct VcoreSlot {
-    /// Mapped to its core (online and not preempted).
-    pub mapped: AtomicBool,
-    /// The "interrupt line": set by `ipi_vcore`, consumed by the vcore loop.
+    /// The "interrupt line": set by an IPI to its core, consumed by the
+    /// vcore loop.
     pub interrupted: AtomicBool,
+    /// The core it was last mapped to (a preempted vcore is restarted there).
+    last_pcore: AtomicU32,
     thread: OnceLock<thread::Thread>,
-}
-
-/// What `sys_yield` did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum YieldResult {
-    /// The vcore gave its core up and is inactive.
-    Yielded,
-    /// `notif_pending` was set (before or right after unlinking): keep running.
-    Refused,
-    /// The vcore is not online (it was preempted meanwhile).
-    NotOnline,
 }
 
 /// Kernel-side counters of the simulation.
@@ -96,7 +83,7 @@ pub struct SimCounters {
     pub yields: AtomicU64,
     /// Yields refused because of `notif_pending`.
     pub refused_yields: AtomicU64,
-    /// Bulk preemptions.
+    /// Vcores bulk-preempted.
     pub preemptions: AtomicU64,
     /// Vcores started from the inactive list.
     pub starts: AtomicU64,
@@ -106,22 +93,22 @@ pub struct SimCounters {
     pub ipis: AtomicU64,
 }
 
-/// The simulated process and its kernel.
+/// The simulated process and its kernel: the vcore lifecycle is the
+/// library's [`VcoreSet`]; the "physical cores" are a pool of ids, each
+/// vcore runs on its own thread while it is mapped to one.
 pub struct Sim {
-    /// The process's memory (guard zones around it).
+    /// The process's memory (guard zones around it; freed pages unmapped).
     pub arena: UserArena,
-    locks: HashLocks<16>,
     procdata: usize,
     /// Behaviour.
     pub cfg: Config,
-    waiting: AtomicBool,
-    dying: AtomicBool,
-    lists: Mutex<Lists>,
-    heads: [AtomicU32; 3],
+    events: ProcEvents<VcoreSet>,
+    /// Free physical cores.
+    free_pcores: Mutex<Vec<PcoreId>>,
+    /// The vcore each physical core runs ([`NO_OWNER`] if none).
+    pcore_owner: Vec<AtomicU32>,
     /// Per-vcore state.
     pub vc: Vec<VcoreSlot>,
-    /// The event layer's counters for this process.
-    pub stats: EventStats,
     /// Kernel-side counters.
     pub counters: SimCounters,
     /// The process's handlers.
@@ -136,67 +123,69 @@ pub struct Sim {
 
 impl std::fmt::Debug for Sim {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let l = self.lock();
-        write!(
-            f,
-            "Sim {{ online {:?}, bulk {:?}, inactive {:?}, waiting {} }}",
-            l.online,
-            l.bulk,
-            l.inactive,
-            self.is_waiting()
-        )
+        write!(f, "Sim {{ {:?} }}", self.set())
     }
+}
+
+pub(crate) fn vc(v: u32) -> VcoreId {
+    VcoreId::new(v).expect("vcore ids in the simulation are below MAX_NUM_VCORES")
 }
 
 impl Sim {
     /// A process with `cfg.vcores` VCPDs whose mailboxes are UCQs, tracking
-    /// up to `ids` message ids.
+    /// up to `ids` message ids, `cfg.initially_online` of them granted.
     pub fn new(cfg: Config, ids: usize) -> Arc<Self> {
         assert!(cfg.vcores as usize <= MAX_NUM_VCORES && cfg.vcores > 0);
         let arena = UserArena::new(64 << 20);
         let procdata = arena.alloc(size_of::<ProcData>(), 64).expect("procdata");
+        let kind = if cfg.mcp {
+            ProcKind::Mcp
+        } else {
+            ProcKind::Scp
+        };
+        let nr = if cfg.mcp { cfg.vcores } else { 1 };
         let online = if cfg.mcp {
             cfg.initially_online.min(cfg.vcores)
         } else {
             1
         };
+        let events = ProcEvents::new(VcoreSet::new(kind, nr, thread_cpu_index));
         let sim = Self {
             arena,
-            locks: HashLocks::new(),
             procdata,
-            lists: Mutex::new(Lists {
-                online: (0..online).collect(),
-                bulk: vec![],
-                inactive: if cfg.mcp {
-                    (online..cfg.vcores).collect()
-                } else {
-                    vec![]
-                },
-            }),
+            events,
+            // Core ids deliberately unlike vcore ids.
+            free_pcores: Mutex::new((0..nr).rev().map(|c| PcoreId::new(100 + c)).collect()),
+            pcore_owner: (0..nr).map(|_| AtomicU32::new(NO_OWNER)).collect(),
             cfg,
-            waiting: AtomicBool::new(false),
-            dying: AtomicBool::new(false),
-            heads: std::array::from_fn(|_| AtomicU32::new(NONE)),
             vc: (0..MAX_NUM_VCORES).map(|_| VcoreSlot::default()).collect(),
-            stats: EventStats::new(),
             counters: SimCounters::default(),
             handlers: HandlerTable::new(),
             tracker: Tracker::new(ids),
             no_yield: AtomicBool::new(false),
             shutdown: AtomicBool::new(false),
         };
-        for v in 0..online {
-            sim.vc[v as usize].mapped.store(true, Ordering::Release);
-        }
-        sim.publish_heads(&sim.lock());
         track::register(&sim.handlers);
         let sim = Arc::new(sim);
         let rx = sim.receiver();
-        for v in 0..sim.cfg.vcores {
+        for v in (0..nr).map(vc) {
             rx.init_vcpd_mboxes(v, MboxKind::Ucq, MboxKind::Ucq)
                 .expect("VCPD mailboxes");
         }
+        for _ in 0..online {
+            sim.grant_one();
+        }
         sim
+    }
+
+    /// The event layer's counters for this process.
+    pub fn stats(&self) -> &EventStats {
+        self.events.stats()
+    }
+
+    /// The library's vcore lifecycle for this process.
+    pub fn set(&self) -> &VcoreSet {
+        self.events.vcores()
     }
 
     /// The process's procdata.
@@ -213,146 +202,119 @@ impl Sim {
 
     /// A receiver for vcore code.
     pub fn receiver(&self) -> Receiver<'_, Sim> {
-        Receiver::new(self.procdata(), &self.handlers, self)
+        // SAFETY: the simulated process sets its queues up only through
+        // event-core's `setup`, in arena memory that lives as long as the
+        // `Sim`, and never frees them.
+        unsafe { Receiver::new(self.procdata(), &self.handlers, self) }
     }
 
-    fn lock(&self) -> MutexGuard<'_, Lists> {
-        self.lists.lock().unwrap_or_else(|e| e.into_inner())
+    /// Whether vcore `v` is mapped to a core now.
+    pub fn is_mapped(&self, v: u32) -> bool {
+        self.set().is_mapped(vc(v))
     }
 
-    fn publish_heads(&self, l: &Lists) {
-        for (h, list) in self.heads.iter().zip([&l.online, &l.bulk, &l.inactive]) {
-            h.store(list.first().copied().unwrap_or(NONE), Ordering::Release);
+    /// Whether the process is WAITING.
+    pub fn is_waiting(&self) -> bool {
+        self.set().state() == ProcState::Waiting
+    }
+
+    fn wake_thread(&self, v: VcoreId) {
+        if let Some(t) = self.vc[v.index()].thread.get() {
+            t.unpark();
         }
     }
 
-    fn head(&self, i: usize) -> Option<u32> {
-        Some(self.heads[i].load(Ordering::Acquire)).filter(|&h| h != NONE)
+    fn started(&self, v: VcoreId, pcore: PcoreId) {
+        self.pcore_owner[Self::slot(pcore)].store(v.get(), Ordering::Release);
+        self.vc[v.index()]
+            .last_pcore
+            .store(pcore.get(), Ordering::Relaxed);
+        self.wake_thread(v);
     }
 
-    fn set_mapped(&self, v: u32, on: bool) {
-        let slot = &self.vc[v as usize];
-        slot.mapped.store(on, Ordering::Release);
-        if on {
-            if let Some(t) = slot.thread.get() {
-                t.unpark();
+    fn slot(pcore: PcoreId) -> usize {
+        (pcore.get() - 100) as usize
+    }
+
+    /// The kernel gives the process a free core: the `VcoreSet` starts its
+    /// inactive head there. Returns the vcore started.
+    pub fn grant_one(&self) -> Option<u32> {
+        let pcore = self.free_pcores.lock().unwrap().pop()?;
+        match self.set().grant(pcore) {
+            Ok(run) => {
+                self.started(run.vcore, run.pcore);
+                self.counters.starts.fetch_add(1, Ordering::Relaxed);
+                Some(run.vcore.get())
+            }
+            Err(_) => {
+                self.free_pcores.lock().unwrap().push(pcore);
+                None
             }
         }
     }
 
-    /// Snapshot of the lists (online, bulk-preempted, inactive).
-    pub fn lists(&self) -> (Vec<u32>, Vec<u32>, Vec<u32>) {
-        let l = self.lock();
-        (l.online.clone(), l.bulk.clone(), l.inactive.clone())
-    }
-
-    /// The kernel's yield for vcore `v` (host protocol rule 2).
-    pub fn sys_yield(&self, v: u32) -> YieldResult {
-        let vcpd = self.vcpd(v);
-        let mut l = self.lock();
-        if !self.cfg.mcp {
-            // An SCP "yields" by blocking until an event wakes it.
-            if vcpd.notif_pending.load(Ordering::Acquire) {
-                self.counters.refused_yields.fetch_add(1, Ordering::Relaxed);
-                return YieldResult::Refused;
-            }
-            self.set_mapped(0, false);
-            self.waiting.store(true, Ordering::Release);
-            // WAITING first, then re-check: pairs with the sender's "post,
-            // fence, is it WAITING?" (host rule 2).
-            fence(Ordering::SeqCst);
-            if vcpd.notif_pending.load(Ordering::Acquire) {
-                self.waiting.store(false, Ordering::Release);
-                self.set_mapped(0, true);
-                self.counters.refused_yields.fetch_add(1, Ordering::Relaxed);
-                return YieldResult::Refused;
-            }
-            self.counters.waits.fetch_add(1, Ordering::Relaxed);
-            self.counters.yields.fetch_add(1, Ordering::Relaxed);
-            return YieldResult::Yielded;
-        }
-        let Some(pos) = l.online.iter().position(|&x| x == v) else {
-            return YieldResult::NotOnline;
-        };
-        if vcpd.notif_pending.load(Ordering::Acquire) {
-            self.counters.refused_yields.fetch_add(1, Ordering::Relaxed);
-            return YieldResult::Refused;
-        }
-        l.online.remove(pos);
-        let last = l.online.is_empty() && l.bulk.is_empty();
-        if last {
-            self.waiting.store(true, Ordering::Release);
-        }
-        self.publish_heads(&l);
-        // Unlinked (and WAITING if last); now re-check what a sender may
-        // have posted meanwhile.
-        fence(Ordering::SeqCst);
-        if vcpd.notif_pending.load(Ordering::Acquire) {
-            l.online.push(v);
-            self.waiting.store(false, Ordering::Release);
-            self.publish_heads(&l);
-            self.counters.refused_yields.fetch_add(1, Ordering::Relaxed);
-            return YieldResult::Refused;
-        }
-        self.set_mapped(v, false);
-        // The vcore that yielded last is the first a wakeup starts.
-        l.inactive.insert(0, v);
-        if last {
-            self.counters.waits.fetch_add(1, Ordering::Relaxed);
-        }
-        self.publish_heads(&l);
-        self.counters.yields.fetch_add(1, Ordering::Relaxed);
-        YieldResult::Yielded
-    }
-
-    /// Starts the inactive list's head (a vcore request, or a wakeup).
+    /// A vcore asks for another one: the inactive head starts.
     pub fn start_inactive_head(&self) -> Option<u32> {
-        let mut l = self.lock();
-        self.start_head_locked(&mut l)
-    }
-
-    fn start_head_locked(&self, l: &mut Lists) -> Option<u32> {
         if !self.cfg.mcp {
             return None;
         }
-        let v = (!l.inactive.is_empty()).then(|| l.inactive.remove(0))?;
-        l.online.push(v);
-        self.waiting.store(false, Ordering::Release);
-        self.publish_heads(l);
-        self.set_mapped(v, true);
-        self.counters.starts.fetch_add(1, Ordering::Relaxed);
-        Some(v)
+        self.grant_one()
     }
 
-    /// Bulk-preempts every online vcore.
+    /// The kernel's yield for vcore `v`: `VcoreSet::yield_vcore`, then the
+    /// core goes back to the pool.
+    pub fn sys_yield(&self, v: u32) -> Result<(), Refused> {
+        match self.set().yield_vcore(&self.procdata().vcpd, vc(v)) {
+            Ok(left) => {
+                self.pcore_owner[Self::slot(left.pcore)].store(NO_OWNER, Ordering::Release);
+                self.free_pcores.lock().unwrap().push(left.pcore);
+                self.counters.yields.fetch_add(1, Ordering::Relaxed);
+                if left.waiting {
+                    self.counters.waits.fetch_add(1, Ordering::Relaxed);
+                }
+                Ok(())
+            }
+            Err(e) => {
+                if e == Refused::NotifPending {
+                    self.counters.refused_yields.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Bulk-preempts every online vcore (each keeps its core for its
+    /// restart).
     pub fn bulk_preempt(&self) {
-        let mut l = self.lock();
-        let online = std::mem::take(&mut l.online);
-        for &v in &online {
-            self.vcpd(v)
-                .set_flags(VcpdFlags::PREEMPTED, Ordering::SeqCst);
-            self.set_mapped(v, false);
+        if !self.cfg.mcp {
+            return;
         }
-        if !online.is_empty() {
-            self.counters.preemptions.fetch_add(1, Ordering::Relaxed);
+        if let Ok(stops) = self.set().preempt_all(&self.procdata().vcpd) {
+            self.counters
+                .preemptions
+                .fetch_add(stops.len() as u64, Ordering::Relaxed);
         }
-        l.bulk.extend(online);
-        self.publish_heads(&l);
     }
 
-    /// Restarts every bulk-preempted vcore.
+    /// Restarts every bulk-preempted vcore on the core it left.
     pub fn restart(&self) {
-        let mut l = self.lock();
-        let bulk = std::mem::take(&mut l.bulk);
-        for &v in &bulk {
-            self.vcpd(v)
-                .clear_flags(VcpdFlags::PREEMPTED, Ordering::SeqCst);
-            l.online.push(v);
+        let Ok(bulk) = self.set().members(VcoreList::BulkPreempted) else {
+            return;
+        };
+        for v in bulk {
+            let pcore = PcoreId::new(self.vc[v.index()].last_pcore.load(Ordering::Relaxed));
+            if let Ok(run) = self.set().restart(&self.procdata().vcpd, v, pcore) {
+                self.started(run.vcore, run.pcore);
+            }
         }
-        self.publish_heads(&l);
-        for &v in &bulk {
-            self.set_mapped(v, true);
-        }
+    }
+
+    /// The bulk-preempted vcores now.
+    pub fn bulk_preempted(&self) -> Vec<u32> {
+        self.set()
+            .members(VcoreList::BulkPreempted)
+            .map(|b| b.iter().map(|v| v.get()).collect())
+            .unwrap_or_default()
     }
 
     /// Whether a vcore is bulk-preempted now (a vcore that notices it must
@@ -363,9 +325,9 @@ impl Sim {
             .contains(VcpdFlags::PREEMPTED)
     }
 
-    /// The process is being destroyed (events are dropped).
-    pub fn set_dying(&self, dying: bool) {
-        self.dying.store(dying, Ordering::Release);
+    /// Destroys the process (events are dropped from now on).
+    pub fn destroy(&self) {
+        let _ = self.set().destroy();
     }
 
     /// Starts one thread per vcore running [`vcore::run`].
@@ -401,13 +363,18 @@ impl Sim {
     pub fn settle(&self, limit: Duration) -> bool {
         self.no_yield.store(true, Ordering::Release);
         self.restart();
-        if self.is_waiting() {
-            self.wakeup();
+        if self.set().wakeup().unwrap_or(false) {
+            self.make_runnable();
         }
         let start = std::time::Instant::now();
         while start.elapsed() < limit {
             if self.tracker.all_delivered() {
                 return true;
+            }
+            // A vcore may have yielded just before `no_yield` took effect.
+            if self.set().head(VcoreList::Online).is_none() {
+                let _ = self.set().wakeup();
+                self.grant_one();
             }
             thread::sleep(Duration::from_millis(2));
         }
@@ -422,78 +389,32 @@ unsafe impl UserMemory for Sim {
     }
 }
 
-impl UserPageAlloc for Sim {
+impl ProcOps for Sim {
+    type Vcores = VcoreSet;
+
+    fn events(&self) -> &ProcEvents<VcoreSet> {
+        &self.events
+    }
+    fn procdata(&self) -> ProcDataRef<'_> {
+        self.procdata().into()
+    }
     fn alloc_user_page(&self) -> Option<usize> {
         self.arena.alloc_page()
     }
-}
-
-impl UcqLocks for Sim {
-    fn with_ucq_lock<R>(&self, key: usize, f: impl FnOnce() -> R) -> R {
-        self.locks.with_ucq_lock(key, f)
-    }
-}
-
-impl ProcOps for Sim {
-    fn is_mcp(&self) -> bool {
-        self.cfg.mcp
-    }
-    fn is_dying(&self) -> bool {
-        self.dying.load(Ordering::Acquire)
-    }
-    fn is_waiting(&self) -> bool {
-        self.waiting.load(Ordering::Acquire)
-    }
-    fn num_vcores(&self) -> u32 {
-        self.cfg.vcores
-    }
-    fn max_vcores(&self) -> u32 {
-        self.cfg.vcores
-    }
-    fn vcore_is_mapped(&self, v: u32) -> bool {
-        self.vc
-            .get(v as usize)
-            .is_some_and(|s| s.mapped.load(Ordering::Acquire))
-    }
-    fn online_head(&self) -> Option<u32> {
-        self.head(0)
-    }
-    fn bulk_preempted_head(&self) -> Option<u32> {
-        self.head(1)
-    }
-    fn inactive_head(&self) -> Option<u32> {
-        self.head(2)
-    }
-    fn with_proc_lock<R>(&self, f: impl FnOnce() -> R) -> R {
-        let _l = self.lock();
-        f()
-    }
-    fn ipi_vcore(&self, v: u32) {
-        if let Some(slot) = self.vc.get(v as usize) {
-            slot.interrupted.store(true, Ordering::Release);
+    fn ipi(&self, pcore: PcoreId) {
+        let owner = self.pcore_owner[Self::slot(pcore)].load(Ordering::Acquire);
+        if let Some(v) = VcoreId::new(owner) {
+            // The vcore may have left the core: a spurious interrupt.
+            self.vc[v.index()]
+                .interrupted
+                .store(true, Ordering::Release);
             self.counters.ipis.fetch_add(1, Ordering::Relaxed);
-            if let Some(t) = slot.thread.get() {
-                t.unpark();
-            }
+            self.wake_thread(v);
         }
     }
-    fn wakeup(&self) {
-        let mut l = self.lock();
-        if !self.waiting.load(Ordering::Acquire) {
-            return;
-        }
-        if self.cfg.mcp {
-            self.start_head_locked(&mut l);
-        } else {
-            self.waiting.store(false, Ordering::Release);
-            self.set_mapped(0, true);
-        }
-    }
-    fn procdata_addr(&self) -> usize {
-        self.procdata
-    }
-    fn stats(&self) -> &EventStats {
-        &self.stats
+    fn make_runnable(&self) {
+        // The scheduler gives the woken process a core.
+        self.grant_one();
     }
 }
 

@@ -4,6 +4,7 @@
 use std::cell::Cell;
 use std::sync::atomic::{AtomicU8, AtomicU32, AtomicUsize, Ordering};
 
+use event_core::VcoreId;
 use event_core::recv::{HandlerTable, Receiver};
 use vcpd_abi::EventMsg;
 
@@ -135,18 +136,18 @@ impl Tracker {
     }
 }
 
-fn on_message(rx: &Receiver<'_, Sim>, vcoreid: u32, msg: &EventMsg, _: usize) {
+fn on_message(rx: &Receiver<'_, Sim>, vcoreid: VcoreId, msg: &EventMsg, _: usize) {
     let sim = rx.runtime();
     sim.tracker.record(msg);
     // A preemption point in the middle of a drain: if the kernel preempted
     // this vcore, stop here until it is restarted (it may hold nothing but
     // the message it just took; others recover its public mailbox).
-    if sim.is_preempted(vcoreid) && msg.ev_arg4 % 100 < sim.cfg.handler_preempt_pct {
-        super::vcore::park_while_preempted(sim, vcoreid);
+    if sim.is_preempted(vcoreid.get()) && msg.ev_arg4 % 100 < sim.cfg.handler_preempt_pct {
+        super::vcore::park_while_preempted(sim, vcoreid.get());
     }
 }
 
-fn on_indir(rx: &Receiver<'_, Sim>, _: u32, _: &EventMsg, _: usize) {
+fn on_indir(rx: &Receiver<'_, Sim>, _: VcoreId, _: &EventMsg, _: usize) {
     rx.runtime()
         .tracker
         .indirs_handled

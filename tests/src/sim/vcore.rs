@@ -5,14 +5,16 @@ use std::sync::atomic::Ordering;
 use std::thread;
 use std::time::Duration;
 
+use event_core::vcores::Refused;
+
 use super::track::RECOVERING;
-use super::{Sim, YieldResult};
+use super::{Sim, vc};
 use crate::rng::Rng;
 
 /// Blocks while vcore `v` is not mapped (inactive or preempted).
 /// Returns `false` on shutdown.
 fn wait_mapped(sim: &Sim, v: u32) -> bool {
-    while !sim.vc[v as usize].mapped.load(Ordering::Acquire) {
+    while !sim.is_mapped(v) {
         if sim.shutdown.load(Ordering::Acquire) {
             return false;
         }
@@ -40,7 +42,7 @@ pub(super) fn run(sim: &Sim, v: u32, mut rng: Rng) {
         if !wait_mapped(sim, v) {
             return;
         }
-        rx.vcore_online(v);
+        rx.vcore_online(vc(v));
         loop {
             if sim.shutdown.load(Ordering::Acquire) {
                 return;
@@ -51,20 +53,19 @@ pub(super) fn run(sim: &Sim, v: u32, mut rng: Rng) {
                 if !wait_mapped(sim, v) {
                     return;
                 }
-                rx.vcore_online(v);
+                rx.vcore_online(vc(v));
             }
             let slot = &sim.vc[v as usize];
             if slot.interrupted.swap(false, Ordering::AcqRel)
                 || sim.vcpd(v).notif_pending.load(Ordering::Acquire)
             {
-                rx.handle_events(v);
+                rx.handle_events(vc(v));
             }
             // Preemption recovery: drain the public mailboxes of vcores that
             // are bulk-preempted (their owners are not running).
-            let (_, bulk, _) = sim.lists();
-            for b in bulk {
+            for b in sim.bulk_preempted() {
                 RECOVERING.with(|r| r.set(true));
-                rx.recover_public_mbox(v, b);
+                rx.recover_public_mbox(vc(v), vc(b));
                 RECOVERING.with(|r| r.set(false));
             }
             if sim.cfg.mcp && rng.chance(sim.cfg.request_pct) {
@@ -73,20 +74,21 @@ pub(super) fn run(sim: &Sim, v: u32, mut rng: Rng) {
             let pinned = v == 0 && sim.cfg.vcore0_stays;
             let may_yield = !pinned && !sim.no_yield.load(Ordering::Acquire);
             if may_yield && rng.chance(sim.cfg.yield_pct) {
-                rx.prepare_to_yield(v);
+                rx.prepare_to_yield(vc(v));
                 match sim.sys_yield(v) {
-                    YieldResult::Yielded => break,
-                    YieldResult::Refused => {
-                        rx.vcore_online(v);
-                    }
-                    YieldResult::NotOnline => {
+                    Ok(()) => break,
+                    Err(Refused::NotOnline) => {
                         // Preempted while deciding to yield: the restart path
                         // above brings it back online.
                         park_while_preempted(sim, v);
                         if !wait_mapped(sim, v) {
                             return;
                         }
-                        rx.vcore_online(v);
+                        rx.vcore_online(vc(v));
+                    }
+                    Err(Refused::Dying) => return,
+                    Err(_) => {
+                        rx.vcore_online(vc(v));
                     }
                 }
             }
