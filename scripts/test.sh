@@ -70,6 +70,10 @@ if [ "$qemu_s" -ge "$QEMU_BUDGET_S" ]; then
     exit 1
 fi
 
+step "Miri (crates with unsafe code)"
+bash scripts/miri.sh
+
+# Last, so it is seen: whether the KVM path was tested.
 if [ -r /dev/kvm ] && [ -w /dev/kvm ]; then
     printf '\nKVM: the short-mode KVM boot test ran (see kvm_short_mode above).\n'
 else

@@ -122,7 +122,10 @@ fn main() {
             *i += 1;
         }
         let ns = t.elapsed().as_nanos() as f64 / BATCH as f64;
-        while ucq::try_recv(bare_ucq, &Consumer(&p)).is_some() {}
+        // SAFETY: the queue was set up by `big_evq` in the mock process's
+        // arena, which `p` keeps alive.
+        let consumer = unsafe { ucq::Consumer::new(bare_ucq) };
+        while consumer.try_recv(&Consumer(&p)).is_some() {}
         ns
     };
     let mut seq = 0u32;

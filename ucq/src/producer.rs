@@ -34,6 +34,10 @@ pub enum SendError {
     BadSparePage(usize),
     /// The host could not allocate a page.
     OutOfPages,
+    /// A new page was needed but the producers already hold the host's
+    /// budget of pages for this process
+    /// ([`UserPageAlloc::ucq_page_budget`](crate::UserPageAlloc::ucq_page_budget)).
+    PageBudget,
 }
 
 impl fmt::Display for SendError {
@@ -44,6 +48,7 @@ impl fmt::Display for SendError {
             Self::BadOldPage(a) => write!(f, "UCQ page {a:#x} is not user memory"),
             Self::BadSparePage(a) => write!(f, "UCQ spare page {a:#x} is not a user page"),
             Self::OutOfPages => f.write_str("no memory for a new UCQ page"),
+            Self::PageBudget => f.write_str("UCQ page budget spent; no new page"),
         }
     }
 }
@@ -80,6 +85,7 @@ pub fn send<H: ProducerHost + ?Sized>(
             match e {
                 SendError::NotReady => bump(&stats.dropped_not_ready),
                 SendError::OutOfPages => bump(&stats.dropped_no_memory),
+                SendError::PageBudget => bump(&stats.dropped_page_budget),
                 _ => bump(&stats.dropped_bad_addr),
             }
             if e != SendError::NotReady {
@@ -163,12 +169,19 @@ fn switch_page<H: ProducerHost + ?Sized>(
                 ucq as *const Ucq as usize
             );
         }
+        // The budget is counted in kernel memory: `nr_extra_pgs` above is
+        // the process's to scribble on.
+        if !stats.charge_page(host.ucq_page_budget()) {
+            ucq.nr_extra_pgs.fetch_sub(1, Ordering::Relaxed);
+            return Err(SendError::PageBudget);
+        }
         match host.alloc_user_page() {
             Some(p) => {
                 bump(&stats.pages_allocated);
                 p
             }
             None => {
+                stats.page_returned();
                 ucq.nr_extra_pgs.fetch_sub(1, Ordering::Relaxed);
                 return Err(SendError::OutOfPages);
             }

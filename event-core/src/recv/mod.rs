@@ -134,8 +134,11 @@ impl<'a, R: VcoreRuntime> Receiver<'a, R> {
     /// Takes one message from any type of mailbox.
     pub fn extract_one(&self, mbox: &EventMbox) -> Option<EventMsg> {
         match mbox.body() {
-            Ok(MboxRef::Ucq(u)) => ucq::try_recv(u, &Adapt(self.rt)),
-            Ok(MboxRef::Ceq(c)) => ceq::try_recv(c, &Adapt(self.rt)),
+            // SAFETY: the receiver's maker promised (`Receiver::new`) that this
+            // mailbox and the pages it names are the process's own memory.
+            Ok(MboxRef::Ucq(u)) => unsafe { ucq::Consumer::new(u) }.try_recv(&Adapt(self.rt)),
+            // SAFETY: as above (and the arrays the CEQ names).
+            Ok(MboxRef::Ceq(c)) => unsafe { ceq::Consumer::new(c) }.try_recv(&Adapt(self.rt)),
             Ok(MboxRef::Bitmap(b)) => evbitmap::try_recv(b),
             Err(_) => None,
         }
@@ -165,7 +168,10 @@ impl<'a, R: VcoreRuntime> Receiver<'a, R> {
         if let Ok(MboxRef::Ucq(u)) = mbox.body() {
             let mut batch = [EventMsg::default(); DRAIN_BATCH];
             loop {
-                let got = ucq::try_recv_batch(u, &Adapt(self.rt), &mut batch);
+                // SAFETY: the receiver's maker promised (`Receiver::new`) that this
+                // mailbox and the pages it names are the process's own memory.
+                let got =
+                    unsafe { ucq::Consumer::new(u) }.try_recv_batch(&Adapt(self.rt), &mut batch);
                 if got == 0 {
                     return n;
                 }

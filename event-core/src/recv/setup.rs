@@ -88,7 +88,11 @@ pub fn init_mbox<R: VcoreRuntime>(
                 rt.free_page(first);
                 return Err(SetupError::OutOfPages);
             };
-            ucq::init(mbox.as_ucq(), first, spare).map_err(SetupError::Ucq)?;
+            // SAFETY: two distinct fresh pages from the runtime (the
+            // process's own memory, per `VcoreRuntime::alloc_page`), into a
+            // mailbox of the process's procdata or queues (see `own_mbox`
+            // in the parent module: not yet a promise of this safe fn).
+            unsafe { ucq::init(mbox.as_ucq(), first, spare) }.map_err(SetupError::Ucq)?;
             EV_MBOX_UCQ
         }
         MboxKind::Bitmap => {
@@ -96,7 +100,10 @@ pub fn init_mbox<R: VcoreRuntime>(
             EV_MBOX_BITMAP
         }
         MboxKind::Ceq { op, events, ring } => {
-            ceq::init(mbox.as_ceq(), op, events, ring).map_err(SetupError::Ceq)?;
+            // SAFETY: the caller's arrays, in the process's own memory; that
+            // they outlive the mailbox is not yet a promise of this safe fn
+            // (see `own_mbox` in the parent module).
+            unsafe { ceq::init(mbox.as_ceq(), op, events, ring) }.map_err(SetupError::Ceq)?;
             EV_MBOX_CEQ
         }
     };
