@@ -47,39 +47,17 @@
 #![no_main]
 
 #[macro_use]
-pub mod console;
-pub mod boot;
-pub mod checks;
-pub mod exceptions;
-pub mod fwcfg;
-pub mod gdt;
-pub mod idt;
-pub mod jobs;
-pub mod klog;
-pub mod lapic;
-pub mod madt;
-pub mod memory;
-pub mod multiboot;
-pub mod percpu;
-pub mod proc_ops;
+pub mod platform;
 pub mod process;
-pub mod qemu;
-pub mod runtime;
 pub mod scenarios;
-pub mod sched;
-pub mod serial;
-pub mod smp;
-pub mod time;
-pub mod user_region;
-pub mod uspace;
-pub mod vcore;
-pub mod vga;
+pub mod user;
 
 use core::fmt::Write;
 use core::panic::PanicInfo;
 
-use multiboot::BootInfo;
-use qemu::{QemuExit, exit_qemu};
+use platform::multiboot::BootInfo;
+use platform::qemu::{QemuExit, exit_qemu};
+use platform::{checks, console, gdt, idt, klog, lapic, memory, percpu, smp, time, user_region};
 
 /// The BSP's path from boot to the verdict. `info_addr` is the Multiboot
 /// information (boot.rs has set up the console and this CPU's GS already).

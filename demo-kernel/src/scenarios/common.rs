@@ -9,10 +9,11 @@ use event_core::recv::{HandlerFn, HandlerId};
 use event_core::{EventStats, SpamPath};
 use x86_64::instructions::interrupts;
 
+use crate::platform::time;
+use crate::process::heap::Runtime;
+use crate::process::sched;
 use crate::process::{MAX_VCORES, ProcState, Process};
-use crate::runtime::Runtime;
-use crate::vcore::{self, VcoreProgram};
-use crate::{sched, time};
+use crate::user::program::{self as vcore, VcoreProgram};
 
 /// A scenario's verdict in the making: counts for the console, and the
 /// first failed check.

@@ -2,7 +2,7 @@
 //!
 //! Each scenario runs on the kernel CPU (CPU 0) with every AP in service as
 //! a pcore (sched.rs), sets a process's queues up, starts its vcores with a
-//! [`VcoreProgram`](crate::vcore::VcoreProgram), sends events, and checks
+//! [`VcoreProgram`](crate::user::program::VcoreProgram), sends events, and checks
 //! what the vcores' handlers recorded. It prints one line:
 //! `scenario N name: PASS (ms): counts` or `... FAIL (ms): why; counts`.
 //! Every wait has a deadline, so a hang is a FAIL line, not a stuck run.
@@ -32,8 +32,9 @@ use core::sync::atomic::{AtomicBool, Ordering};
 
 use common::Report;
 
+use crate::platform::{percpu, time};
+use crate::process::sched;
 use crate::process::{self, Kind, Spec};
-use crate::{percpu, sched, time};
 
 /// Process id of the well-behaved MCP.
 pub const APP: usize = 0;

@@ -27,7 +27,7 @@ use vcpd_abi::{EV_EVENT, EventMsg, EventQueueBig, EvqFlags};
 
 use super::common::{self, PerVcore, Report, Snap, TALLY_A, wait_until};
 use crate::process::{Recv, Rx};
-use crate::vcore::{Step, VcoreProgram};
+use crate::user::program::{Step, VcoreProgram};
 
 /// Messages sent.
 const N: u64 = 100_000;

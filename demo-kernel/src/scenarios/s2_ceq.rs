@@ -26,7 +26,7 @@ use vcpd_abi::{CeqEvent, CeqOp, EventMbox, EventMsg, EventQueue, EventQueueBig, 
 
 use super::common::{self, Report, Rng, Snap, wait_until};
 use crate::process::Rx;
-use crate::vcore::{self, Step, VcoreProgram};
+use crate::user::program::{self as vcore, Step, VcoreProgram};
 
 const MESSAGES: u64 = 30_000;
 /// Values sent in short mode (still enough to overflow the 4-slot ring).

@@ -27,7 +27,7 @@ use vcpd_abi::{EventMbox, EventMsg, EventQueue, EventQueueBig, EvqFlags, MAX_NR_
 
 use super::common::{self, ModelSnap, Report, Rng, Snap, wait_until};
 use crate::process::{self, Kind, Process, Spec};
-use crate::vcore::{self, YIELD_WHEN_IDLE};
+use crate::user::program::{self as vcore, YIELD_WHEN_IDLE};
 
 const ALL_TYPES: u64 = (1 << MAX_NR_EVENT) - 1;
 

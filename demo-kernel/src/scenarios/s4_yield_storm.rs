@@ -33,9 +33,9 @@ use event_core::{SpamPath, send_event};
 use vcpd_abi::{EventMsg, EventQueue, EventQueueBig, EvqFlags};
 
 use super::common::{self, ModelSnap, Pacer, Report, Rng, Snap, TALLY_A, TALLY_B, wait_until};
+use crate::process::sched::{self, Chaos};
 use crate::process::{MAX_VCORES, Recv, Rx};
-use crate::sched::{self, Chaos};
-use crate::vcore::{Step, VcoreProgram};
+use crate::user::program::{Step, VcoreProgram};
 
 /// At least this many messages per stream...
 const N: u64 = 20_000;
@@ -150,7 +150,7 @@ pub(super) fn run(r: &mut Report) {
     // drain its mailbox (a message may wait in an inactive vcore's public
     // mailbox: the spam chose it as the vcore that will run next).
     sched::clear_chaos();
-    p.set_program(&crate::vcore::IDLE);
+    p.set_program(&crate::user::program::IDLE);
     p.grant(MAX_VCORES);
     let all = wait_until(20_000, || {
         TALLY_A.unique() >= sent && TALLY_B.unique() >= sent

@@ -43,9 +43,10 @@ use x86_64::instructions::interrupts;
 use super::common::{
     self, ModelSnap, Pacer, Report, Rng, Snap, TALLY_A, TALLY_B, TALLY_C, wait_until,
 };
+use crate::platform::time;
+use crate::process::sched::{self, Chaos};
 use crate::process::{Recv, VcoreList};
-use crate::sched::{self, Chaos};
-use crate::{time, vcore};
+use crate::user::program as vcore;
 
 /// Phase A: at least this many messages per stream...
 const N: u64 = 10_000;

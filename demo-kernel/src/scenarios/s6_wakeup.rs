@@ -27,9 +27,9 @@ use event_core::{SpamPath, send_event};
 use vcpd_abi::{EventMsg, EventQueue, EventQueueBig, EvqFlags};
 
 use super::common::{self, ModelSnap, Report, Snap, TALLY_A, wait_until};
+use crate::process::sched;
 use crate::process::{NONE, ProcState, Recv, VcoreList};
-use crate::sched;
-use crate::vcore::YIELD_WHEN_IDLE;
+use crate::user::program::YIELD_WHEN_IDLE;
 
 const ROUNDS: u64 = 40;
 const T_WAKE: u16 = 36;

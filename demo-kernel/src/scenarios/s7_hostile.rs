@@ -44,11 +44,11 @@ use vcpd_abi::{
 };
 
 use super::common::{self, ModelSnap, Pacer, Report, Rng, wait_until};
-use crate::klog;
+use crate::platform::klog;
+use crate::platform::user_region::PAGE_SIZE;
+use crate::process::sched::{self, Chaos};
 use crate::process::{self, Kind, Process, Rx, Spec};
-use crate::sched::{self, Chaos};
-use crate::user_region::PAGE_SIZE;
-use crate::vcore::{Step, VcoreProgram};
+use crate::user::program::{Step, VcoreProgram};
 
 /// At least this many hostile sends...
 const ROUNDS: u64 = 6000;
@@ -130,7 +130,7 @@ struct Hostile;
 
 impl VcoreProgram for Hostile {
     fn step(&self, _: &Rx, v: u32) -> Step {
-        let Some((p, _)) = crate::vcore::current() else {
+        let Some((p, _)) = crate::user::program::current() else {
             return Step::Idle;
         };
         let seed = VCORE_RNG.fetch_add(0x9e37_79b9 + u64::from(v), Ordering::Relaxed);

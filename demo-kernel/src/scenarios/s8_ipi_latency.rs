@@ -17,8 +17,10 @@ use spin::Mutex;
 use vcpd_abi::{EventMsg, EvqFlags};
 
 use super::common::{self, Report, TALLY_A, wait_until};
+use crate::platform::time;
+use crate::process::sched;
 use crate::process::{Recv, vc};
-use crate::{sched, time, vcore};
+use crate::user::program as vcore;
 
 const N: usize = 2000;
 /// Sends in short mode.

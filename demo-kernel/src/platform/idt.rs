@@ -23,7 +23,7 @@ use x86_64::VirtAddr;
 use x86_64::instructions::interrupts;
 use x86_64::structures::idt::InterruptDescriptorTable;
 
-use crate::gdt::{IST_DOUBLE_FAULT, IST_MACHINE_CHECK, IST_NMI};
+use crate::platform::gdt::{IST_DOUBLE_FAULT, IST_MACHINE_CHECK, IST_NMI};
 
 global_asm!(
     include_str!("asm/isr.S"),
@@ -195,7 +195,7 @@ pub fn unregister(vector: Vector) -> Option<Handler> {
 extern "C" fn dispatch(frame: &mut InterruptFrame) {
     let vector = frame.vector as u8;
     if vector < FIRST_DEVICE_VECTOR {
-        crate::exceptions::fatal(frame);
+        crate::platform::exceptions::fatal(frame);
     }
     if vector == SPURIOUS_VECTOR {
         return;
@@ -205,14 +205,14 @@ extern "C" fn dispatch(frame: &mut InterruptFrame) {
         Some(handler) => {
             // Interrupt context while the handler runs (event sends check
             // it). Relaxed: only this CPU reads its own counter.
-            let cpu = crate::percpu::current();
+            let cpu = crate::platform::percpu::current();
             cpu.irq_depth.fetch_add(1, Ordering::Relaxed);
             handler(frame);
             cpu.irq_depth.fetch_sub(1, Ordering::Relaxed);
-            crate::lapic::eoi();
+            crate::platform::lapic::eoi();
         }
         // A masked 8259 still raises spurious IRQ 7/15: no EOI for those.
         None if PIC_VECTORS.contains(&vector) => {}
-        None => crate::exceptions::unexpected_interrupt(frame),
+        None => crate::platform::exceptions::unexpected_interrupt(frame),
     }
 }

@@ -35,13 +35,13 @@ use vcpd_abi::procdata::vcpd_offset;
 use vcpd_abi::{ProcData, UserMemoryExt, Vcpd};
 use x86_64::instructions::interrupts;
 
-use crate::runtime::Runtime;
-use crate::sched;
-use crate::uspace::UserSpace;
-use crate::vcore::{self, VcoreProgram};
+use crate::process::address_space::UserSpace;
+use crate::process::heap::Runtime;
+use crate::process::sched;
+use crate::user::program::{self as vcore, VcoreProgram};
 
 /// The most vcores a process has here: one per application processor.
-pub const MAX_VCORES: usize = crate::percpu::MAX_CPUS - 1;
+pub const MAX_VCORES: usize = crate::platform::percpu::MAX_CPUS - 1;
 /// The most processes the demo creates.
 pub const MAX_PROCS: usize = 3;
 /// "No vcore" / "no core" in the kernel's atomic records: event-core's one
@@ -273,7 +273,7 @@ pub fn all() -> impl Iterator<Item = &'static Process> {
 impl Process {
     fn new(id: usize, spec: Spec) -> Self {
         let (space, guards) = UserSpace::new_guarded(spec.pages, spec.guarded);
-        let pd_pages = size_of::<ProcData>().div_ceil(crate::user_region::PAGE_SIZE);
+        let pd_pages = size_of::<ProcData>().div_ceil(crate::platform::user_region::PAGE_SIZE);
         let procdata = space
             .alloc_pages(pd_pages)
             .expect("a fresh address space has room for procdata");
@@ -292,7 +292,11 @@ impl Process {
             space,
             guards,
             procdata,
-            events: ProcEvents::new(VcoreSet::new(kind, nr_vcores, crate::percpu::current_index)),
+            events: ProcEvents::new(VcoreSet::new(
+                kind,
+                nr_vcores,
+                crate::platform::percpu::current_index,
+            )),
             vcores: [const { VcoreSlot::new() }; MAX_VCORES],
             handlers: HandlerTable::new(),
             rt: Runtime::new(id),

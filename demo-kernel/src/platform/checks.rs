@@ -6,8 +6,8 @@
 
 use core::sync::atomic::Ordering;
 
-use crate::multiboot::{BootInfo, RegionKind};
-use crate::{jobs, lapic, memory, percpu, time, user_region};
+use crate::platform::multiboot::{BootInfo, RegionKind};
+use crate::platform::{jobs, lapic, memory, percpu, time, user_region};
 
 /// Prints the firmware memory map and the allocators' sizes.
 pub fn memory_summary(info: &BootInfo) {
@@ -25,7 +25,7 @@ pub fn memory_summary(info: &BootInfo) {
             (r.end - r.start) / 1024
         );
     }
-    let image = crate::boot::kernel_image();
+    let image = crate::platform::boot::kernel_image();
     let (free, total) = memory::stats();
     println!(
         "memory: {} MiB available; kernel image {:#x}..{:#x}; {} free frames ({} MiB); \
@@ -128,7 +128,7 @@ pub fn cpus_online(expected: usize) {
     println!("smp check: all {expected} CPUs online");
 }
 
-fn count_test_ipi(_frame: &mut crate::idt::InterruptFrame) {
+fn count_test_ipi(_frame: &mut crate::platform::idt::InterruptFrame) {
     percpu::current().ipi_count.fetch_add(1, Ordering::Relaxed);
 }
 
@@ -140,7 +140,7 @@ fn whoami(arg: usize) -> usize {
 /// Sends a fixed IPI to every AP and waits for its handler to count it;
 /// runs a job on every AP.
 pub fn ipis() {
-    crate::idt::register(lapic::IPI_TEST_VECTOR, count_test_ipi);
+    crate::platform::idt::register(lapic::IPI_TEST_VECTOR, count_test_ipi);
     for cpu in percpu::online().filter(|c| c.index() != 0) {
         let before = cpu.ipi_count.load(Ordering::Relaxed);
         lapic::send_ipi(cpu.index(), lapic::IPI_TEST_VECTOR);
@@ -158,7 +158,7 @@ pub fn ipis() {
         let answer = jobs::run_on(cpu.index(), whoami, 7).expect("cpu is online and idle");
         assert_eq!(answer, cpu.index() * 1000 + 7, "job ran on the wrong CPU");
     }
-    crate::idt::unregister(lapic::IPI_TEST_VECTOR);
+    crate::platform::idt::unregister(lapic::IPI_TEST_VECTOR);
     println!("job check: every AP ran a posted job");
 }
 

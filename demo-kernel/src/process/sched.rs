@@ -37,11 +37,12 @@ use heapless::Vec;
 use spin::Mutex;
 use x86_64::instructions::interrupts;
 
-use crate::idt::{self, InterruptFrame};
-use crate::jobs::{self, JobHandle};
-use crate::percpu::{self, MAX_CPUS};
+use crate::platform::idt::{self, InterruptFrame};
+use crate::platform::jobs::{self, JobHandle};
+use crate::platform::percpu::{self, MAX_CPUS};
+use crate::platform::{lapic, time};
 use crate::process::{self, NONE, ProcState};
-use crate::{lapic, time, vcore};
+use crate::user::program as vcore;
 
 /// The notification IPI (`ProcOps::ipi_vcore`).
 pub const NOTIFY_VECTOR: Vector = Vector::new(0x50).unwrap();

@@ -10,14 +10,14 @@
 //! may write them at any time), never as kernel data.
 //!
 //! Pages are handed out by a bitmap allocator of their own, zeroed on
-//! allocation, so kernel frames ([`crate::memory`]) and user pages never mix.
+//! allocation, so kernel frames ([`crate::platform::memory`]) and user pages never mix.
 
 use core::ptr::NonNull;
 
 use spin::Mutex;
 use x86_64::instructions::interrupts;
 
-use crate::multiboot::BootInfo;
+use crate::platform::multiboot::BootInfo;
 
 /// Size of a user page.
 pub const PAGE_SIZE: usize = 4096;

@@ -30,7 +30,7 @@ impl Log for SerialLogger {
             MUTED.fetch_add(1, Ordering::Relaxed);
             return;
         }
-        let cpu = crate::percpu::try_current().map_or(0, |cpu| cpu.index());
+        let cpu = crate::platform::percpu::try_current().map_or(0, |cpu| cpu.index());
         println!(
             "[cpu{cpu} {:5} {}] {}",
             record.level(),

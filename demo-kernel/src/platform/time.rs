@@ -8,7 +8,7 @@
 //! is invariant.)
 //!
 //! The tick: [`start_tick`] programs this CPU's local APIC timer periodic at
-//! a given rate on [`crate::lapic::TIMER_VECTOR`]; each interrupt bumps the
+//! a given rate on [`crate::platform::lapic::TIMER_VECTOR`]; each interrupt bumps the
 //! CPU's `timer_ticks` and calls the hook set with [`set_tick_hook`] (later:
 //! the scenario that preempts vcores).
 
@@ -18,7 +18,7 @@ use spin::RwLock;
 use x86_64::instructions::interrupts;
 use x86_64::instructions::port::Port;
 
-use crate::idt::InterruptFrame;
+use crate::platform::idt::InterruptFrame;
 
 /// Input clock of the 8254 PIT, in Hz.
 const PIT_HZ: u64 = 1_193_182;
@@ -87,7 +87,7 @@ pub fn delay_us(us: u64) {
 }
 
 /// What the tick calls, in interrupt context, after counting the tick.
-/// One-shot timers ([`crate::lapic::timer_one_shot_us`]) arrive here too.
+/// One-shot timers ([`crate::platform::lapic::timer_one_shot_us`]) arrive here too.
 pub type TickHook = fn(cpu: usize, frame: &mut InterruptFrame);
 
 static TICK_HOOK: RwLock<Option<TickHook>> = RwLock::new(None);
@@ -98,9 +98,9 @@ pub fn set_tick_hook(hook: Option<TickHook>) {
     interrupts::without_interrupts(|| *TICK_HOOK.write() = hook);
 }
 
-/// The handler of [`crate::lapic::TIMER_VECTOR`].
+/// The handler of [`crate::platform::lapic::TIMER_VECTOR`].
 pub(crate) fn on_tick(frame: &mut InterruptFrame) {
-    let cpu = crate::percpu::current();
+    let cpu = crate::platform::percpu::current();
     cpu.timer_ticks.fetch_add(1, Ordering::Relaxed);
     let hook = *TICK_HOOK.read();
     if let Some(hook) = hook {
@@ -114,12 +114,12 @@ pub(crate) fn on_tick(frame: &mut InterruptFrame) {
 /// If `hz` is 0 or the period does not fit the APIC timer.
 pub fn start_tick(hz: u32) {
     assert!(hz > 0, "start_tick: 0 Hz");
-    if let Err(e) = crate::lapic::timer_periodic_us(1_000_000 / u64::from(hz)) {
+    if let Err(e) = crate::platform::lapic::timer_periodic_us(1_000_000 / u64::from(hz)) {
         panic!("start_tick({hz} Hz): {e}");
     }
 }
 
 /// Stops this CPU's tick.
 pub fn stop_tick() {
-    crate::lapic::timer_stop();
+    crate::platform::lapic::timer_stop();
 }

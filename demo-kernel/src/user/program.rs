@@ -28,8 +28,8 @@ use core::sync::atomic::Ordering;
 use vcpd_abi::VcpdFlags;
 use x86_64::instructions::interrupts;
 
+use crate::process::sched::{self, Pcore};
 use crate::process::{Kind, NONE, ProcState, Process, Rx, vc};
-use crate::sched::{self, Pcore};
 
 /// What a vcore's program asks for after one step.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -14,7 +14,7 @@ use x86_64::instructions::tables::load_tss;
 use x86_64::structures::gdt::{Descriptor, GlobalDescriptorTable, SegmentSelector};
 use x86_64::structures::tss::TaskStateSegment;
 
-use crate::percpu::PerCpu;
+use crate::platform::percpu::PerCpu;
 
 /// IST slot (0-based, as in the TSS) of the double-fault handler.
 pub const IST_DOUBLE_FAULT: u16 = 0;

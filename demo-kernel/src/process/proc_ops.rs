@@ -3,7 +3,7 @@
 //!
 //! | method | here |
 //! |---|---|
-//! | `vcpd_abi::UserMemory::translate` (`unsafe` trait) | the process's own range of the user region ([`UserSpace::translate`](crate::uspace::UserSpace::translate)): the real bounds check |
+//! | `vcpd_abi::UserMemory::translate` (`unsafe` trait) | the process's own range of the user region ([`UserSpace::translate`](crate::process::address_space::UserSpace::translate)): the real bounds check |
 //! | `ProcOps::events` | the process's `ProcEvents`: event-core's `VcoreSet` under this kernel's [`IrqSpinLock`](crate::process::IrqSpinLock), counters, UCQ locks |
 //! | `ProcOps::procdata` | its procdata, checked once |
 //! | `ProcOps::alloc_user_page` | a zeroed page of the process's space |
@@ -20,8 +20,9 @@ use core::ptr::NonNull;
 use event_core::{PcoreId, ProcDataRef, ProcEvents, ProcOps};
 use vcpd_abi::UserMemory;
 
+use crate::platform::percpu;
+use crate::process::sched;
 use crate::process::{Process, Vcores};
-use crate::{percpu, sched};
 
 // SAFETY: `translate` returns a pointer only for ranges entirely inside the
 // process's `UserSpace`: a part of the user region (identity-mapped RAM,

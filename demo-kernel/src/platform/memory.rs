@@ -2,7 +2,7 @@
 //!
 //! The allocator manages the RAM the Multiboot memory map calls available
 //! between the end of the kernel image and 4 GiB, minus the user region
-//! ([`crate::user_region`]), which has its own allocator. Memory below the
+//! ([`crate::platform::user_region`]), which has its own allocator. Memory below the
 //! kernel (firmware data, the AP trampoline, the Multiboot information) is
 //! never handed out.
 //!
@@ -11,7 +11,7 @@
 //! plentiful; a frame is zeroed before it is returned, and freeing checks
 //! for double frees. One [`spin::Mutex`] guards the bitmap.
 //!
-//! Frames are used through the identity mapping (see [`crate::boot`]): a
+//! Frames are used through the identity mapping (see [`crate::platform::boot`]): a
 //! frame's physical address is also its kernel virtual address.
 
 use spin::Mutex;
@@ -19,7 +19,7 @@ use x86_64::PhysAddr;
 use x86_64::instructions::interrupts;
 use x86_64::structures::paging::{FrameAllocator, FrameDeallocator, PhysFrame, Size4KiB};
 
-use crate::multiboot::{BootInfo, RegionKind};
+use crate::platform::multiboot::{BootInfo, RegionKind};
 
 /// Bytes per frame.
 pub const FRAME_SIZE: usize = 4096;
@@ -48,7 +48,7 @@ static FRAMES: Mutex<Bitmap> = Mutex::new(Bitmap {
 /// Hands the available RAM from `info` to the allocator, except the kernel
 /// image and `[exclude.start, exclude.end)` (the user region).
 pub fn init(info: &BootInfo, exclude: core::ops::Range<u64>) {
-    let kernel_end = crate::boot::kernel_image().end as u64;
+    let kernel_end = crate::platform::boot::kernel_image().end as u64;
     interrupts::without_interrupts(|| {
         let mut map = FRAMES.lock();
         for region in info

@@ -22,8 +22,8 @@ use x86_64::instructions::interrupts;
 use x86_64::registers::model_specific::GsBase;
 use x86_64::structures::tss::TaskStateSegment;
 
-use crate::gdt::CpuGdt;
-use crate::jobs::Mailbox;
+use crate::platform::gdt::CpuGdt;
+use crate::platform::jobs::Mailbox;
 
 /// The most CPUs the kernel runs; the machine's extra CPUs stay asleep.
 pub const MAX_CPUS: usize = 16;

@@ -10,8 +10,8 @@ use core::fmt::Write;
 
 use x86_64::registers::control::Cr2;
 
-use crate::idt::InterruptFrame;
-use crate::qemu::{QemuExit, exit_qemu};
+use crate::platform::idt::InterruptFrame;
+use crate::platform::qemu::{QemuExit, exit_qemu};
 
 /// Name and mnemonic of exception `vector`.
 fn describe(vector: u8) -> (&'static str, &'static str) {
@@ -44,14 +44,14 @@ fn describe(vector: u8) -> (&'static str, &'static str) {
 }
 
 fn cpu_label() -> usize {
-    crate::percpu::try_current().map_or(usize::MAX, |cpu| cpu.index())
+    crate::platform::percpu::try_current().map_or(usize::MAX, |cpu| cpu.index())
 }
 
 /// Reports exception `frame.vector` and ends the run.
 pub fn fatal(frame: &InterruptFrame) -> ! {
     let vector = frame.vector as u8;
     let (name, mnemonic) = describe(vector);
-    let mut w = crate::console::panic_writer();
+    let mut w = crate::platform::console::panic_writer();
     let _ = writeln!(
         w,
         "\nEXCEPTION: {name} ({mnemonic}, vector {vector}) on cpu {}, error code {:#x}",
@@ -90,7 +90,7 @@ pub fn fatal(frame: &InterruptFrame) -> ! {
 
 /// Reports an interrupt on a vector nobody registered and ends the run.
 pub fn unexpected_interrupt(frame: &InterruptFrame) -> ! {
-    let mut w = crate::console::panic_writer();
+    let mut w = crate::platform::console::panic_writer();
     let _ = writeln!(
         w,
         "\nUNEXPECTED INTERRUPT: vector {:#x} on cpu {} has no handler (idt::register)",

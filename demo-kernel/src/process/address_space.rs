@@ -1,7 +1,7 @@
 //! A process's address space: its own contiguous range of the user region,
 //! with its own bounds check and page allocator.
 //!
-//! The user region ([`crate::user_region`]) is one 48 MiB window of RAM set
+//! The user region ([`crate::platform::user_region`]) is one 48 MiB window of RAM set
 //! aside for "user" memory. Each process gets a sub-range of it, and the
 //! kernel's [`vcpd_abi::UserMemory`] implementation for that process
 //! (proc_ops.rs) accepts only addresses inside *that* sub-range. So a
@@ -19,7 +19,7 @@ use core::ptr::NonNull;
 use spin::Mutex;
 use x86_64::instructions::interrupts;
 
-use crate::user_region::{self, PAGE_SIZE};
+use crate::platform::user_region::{self, PAGE_SIZE};
 
 /// The most pages one address space holds (32 MiB).
 pub const MAX_PAGES: usize = 8192;

@@ -4,7 +4,7 @@
 //! until something arrives. Another CPU posts a job (a plain function
 //! pointer and a `usize` argument, no closure, so nothing needs an
 //! allocator) with [`post`], which wakes the target with an IPI on
-//! [`crate::lapic::WAKE_VECTOR`]; [`JobHandle::wait`] waits until the job
+//! [`crate::platform::lapic::WAKE_VECTOR`]; [`JobHandle::wait`] waits until the job
 //! returns (woken by an IPI back) and hands back its `usize` result.
 //! [`run_on`] does both.
 //!
@@ -18,7 +18,7 @@ use core::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use spin::Mutex;
 use x86_64::instructions::interrupts;
 
-use crate::percpu::{self, PerCpu};
+use crate::platform::percpu::{self, PerCpu};
 
 /// A job: runs on the target CPU with interrupts enabled.
 pub type JobFn = fn(arg: usize) -> usize;
@@ -96,7 +96,7 @@ pub fn post(cpu: usize, func: JobFn, arg: usize) -> Result<JobHandle, PostError>
     })?;
     // The target may be halted: an interrupt wakes it, and its idle loop
     // checks the mailbox with interrupts off before halting again.
-    crate::lapic::send_ipi(cpu, crate::lapic::WAKE_VECTOR);
+    crate::platform::lapic::send_ipi(cpu, crate::platform::lapic::WAKE_VECTOR);
     Ok(JobHandle { cpu: target })
 }
 
@@ -161,7 +161,7 @@ pub(crate) fn ap_idle_loop() -> ! {
             let poster = mbox.poster.load(Ordering::Relaxed);
             mbox.state.store(DONE, Ordering::Release);
             // Wake the poster if it halts in `wait` (harmless if it spins).
-            crate::lapic::send_ipi(poster, crate::lapic::WAKE_VECTOR);
+            crate::platform::lapic::send_ipi(poster, crate::platform::lapic::WAKE_VECTOR);
         } else {
             // `sti; hlt` as one step: an IPI that arrives after the check
             // above still ends the halt, so no wake-up is lost.

@@ -18,8 +18,8 @@ use x86_64::instructions::interrupts;
 
 use event_core::recv::VcoreRuntime;
 
+use crate::platform::user_region::PAGE_SIZE;
 use crate::process;
-use crate::user_region::PAGE_SIZE;
 
 /// A process's runtime (one per process, inside its [`process::Process`]).
 #[derive(Debug)]

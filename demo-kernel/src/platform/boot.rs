@@ -30,8 +30,8 @@ const MULTIBOOT_LOADER_MAGIC: u32 = 0x2bad_b002;
 /// mode with interrupts off, on the 64 KiB boot stack.
 extern "C" fn rust_entry(magic: u32, info_addr: u32) -> ! {
     // GS first: the console, the logger and panics ask which CPU they run on.
-    crate::percpu::install(0);
-    crate::console::init();
+    crate::platform::percpu::install(0);
+    crate::platform::console::init();
     if magic != MULTIBOOT_LOADER_MAGIC {
         panic!(
             "not started by a Multiboot loader (EAX = {magic:#x}); boot with QEMU -kernel or GRUB"

@@ -19,8 +19,8 @@ use apic::{
 };
 use spin::Once;
 
-use crate::idt::{self, InterruptFrame};
-use crate::percpu;
+use crate::platform::idt::{self, InterruptFrame};
+use crate::platform::percpu;
 
 /// The local APIC timer's vector (the tick, time.rs).
 pub const TIMER_VECTOR: Vector = Vector::new(0xf0).unwrap();
@@ -47,7 +47,7 @@ static IPI: IpiSender<CpuMsr> = unsafe { IpiSender::cpu() };
 
 /// The APIC's delay source: a TSC busy-wait (time.rs).
 fn delay(micros: u32) {
-    crate::time::delay_us(u64::from(micros));
+    crate::platform::time::delay_us(u64::from(micros));
 }
 
 /// Enables the x2APIC of the running CPU and keeps its handle. Interrupts
@@ -77,7 +77,7 @@ pub fn init_bsp() -> Result<(), ApicError> {
     // their spurious vectors 0x27/0x2f are ignored without EOI (idt.rs).
     unsafe { apic::pic::disable_legacy_pic() };
     idt::register(WAKE_VECTOR, |_| {});
-    idt::register(TIMER_VECTOR, crate::time::on_tick);
+    idt::register(TIMER_VECTOR, crate::platform::time::on_tick);
     idt::register(CONFIG.error_vector, on_apic_error);
     enable_this_cpu()?;
     let freq = percpu::current().lapic.with(|lapic| {

@@ -17,8 +17,8 @@ use core::sync::atomic::{AtomicBool, Ordering};
 use spin::Mutex;
 use x86_64::instructions::interrupts;
 
-use crate::serial::Serial;
-use crate::vga::Vga;
+use crate::platform::serial::Serial;
+use crate::platform::vga::Vga;
 
 /// The output devices found by [`init`].
 #[derive(Debug)]
@@ -119,12 +119,12 @@ pub fn panic_writer() -> impl Write {
 /// Prints to the console.
 #[macro_export]
 macro_rules! print {
-    ($($arg:tt)*) => ($crate::console::_print(format_args!($($arg)*)));
+    ($($arg:tt)*) => ($crate::platform::console::_print(format_args!($($arg)*)));
 }
 
 /// Prints to the console, with a newline.
 #[macro_export]
 macro_rules! println {
     () => ($crate::print!("\n"));
-    ($($arg:tt)*) => ($crate::console::_print(format_args!("{}\n", format_args!($($arg)*))));
+    ($($arg:tt)*) => ($crate::platform::console::_print(format_args!("{}\n", format_args!($($arg)*))));
 }

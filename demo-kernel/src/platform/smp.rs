@@ -22,9 +22,9 @@ use core::arch::global_asm;
 
 use apic::StartupPage;
 
-use crate::multiboot::BootInfo;
-use crate::percpu::{self, MAX_CPUS};
-use crate::{boot, fwcfg, gdt, idt, jobs, lapic, madt, time};
+use crate::platform::multiboot::BootInfo;
+use crate::platform::percpu::{self, MAX_CPUS};
+use crate::platform::{boot, fwcfg, gdt, idt, jobs, lapic, madt, time};
 
 global_asm!(include_str!("asm/trampoline.S"), options(att_syntax));
 
