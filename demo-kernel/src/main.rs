@@ -81,6 +81,7 @@ fn kmain(info_addr: usize) -> ! {
     // This CPU's tables first: from here on a fault is reported, not a
     // triple fault.
     gdt::init(percpu::current());
+    platform::cpu::init();
     idt::load();
 
     user_region::init(&info);

@@ -16,6 +16,11 @@ use x86_64::structures::tss::TaskStateSegment;
 
 use crate::platform::percpu::PerCpu;
 
+/// The ring-3 code selector (GDT entry 4, RPL 3).
+pub const USER_CS: u16 = 0x23;
+/// The ring-3 data and stack selector (GDT entry 3, RPL 3).
+pub const USER_SS: u16 = 0x1b;
+
 /// IST slot (0-based, as in the TSS) of the double-fault handler.
 pub const IST_DOUBLE_FAULT: u16 = 0;
 /// IST slot of the NMI handler.
@@ -38,9 +43,9 @@ pub struct Selectors {
     pub kernel_code: SegmentSelector,
     /// Ring-0 data (and stack).
     pub kernel_data: SegmentSelector,
-    /// Ring-3 data, for a later user mode.
+    /// Ring-3 data (and stack).
     pub user_data: SegmentSelector,
-    /// 64-bit ring-3 code, for a later user mode.
+    /// 64-bit ring-3 code.
     pub user_code: SegmentSelector,
     /// This CPU's TSS.
     pub tss: SegmentSelector,
@@ -54,8 +59,10 @@ pub fn init(cpu: &'static PerCpu) {
         for slot in [IST_DOUBLE_FAULT, IST_NMI, IST_MACHINE_CHECK] {
             tss.interrupt_stack_table[usize::from(slot)] = cpu.ist_stack_top(usize::from(slot));
         }
-        // The stack for interrupts that arrive in ring 3, for a later user mode.
-        tss.privilege_stack_table[0] = cpu.kernel_stack_top();
+        // The stack for interrupts, exceptions and system calls that arrive
+        // in ring 3: a stack of its own, so a vcore's trap never lands on
+        // the frames of the kernel loop that entered ring 3 (ring3.rs).
+        tss.privilege_stack_table[0] = cpu.trap_stack_top();
         tss
     });
     let gdt = cpu.gdt.call_once(|| {
@@ -78,6 +85,10 @@ pub fn init(cpu: &'static PerCpu) {
     });
     gdt.table.load();
     let sel = gdt.selectors;
+    assert!(
+        sel.user_code.0 == USER_CS && sel.user_data.0 == USER_SS,
+        "GDT: user selectors moved"
+    );
     // SAFETY: the selectors name the descriptors just loaded, which are valid
     // flat 64-bit segments and this CPU's own TSS (loaded once per CPU, so
     // never already busy). FS and GS are left alone: reloading GS would

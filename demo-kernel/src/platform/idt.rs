@@ -7,6 +7,13 @@
 //!
 //! - Vectors 0..32 are CPU exceptions: fatal, reported by exceptions.rs.
 //!   Double fault, NMI and machine check run on IST stacks (gdt.rs).
+//! - [`SYSCALL_VECTOR`] (0x80) is the system-call gate, the only one ring 3
+//!   may raise with `int` (DPL 3; any other `int n` from ring 3 is a #GP).
+//! - Whatever arrives from ring 3 (an exception, a system call, or an
+//!   interrupt of ring-3 code, after its handler) goes to the kernel's
+//!   [`UserHook`] (the process model's, set with [`set_user_hook`]), which
+//!   decides how ring 3 continues, if at all: an exception in ring 3 kills
+//!   the process, not the kernel.
 //! - Vectors 0x20..=0xff are device interrupts and IPIs. Kernel code
 //!   registers a [`Handler`] per vector with [`register`]; after the handler
 //!   returns, the dispatcher signals end-of-interrupt to the local APIC, so
@@ -28,6 +35,8 @@ use crate::platform::gdt::{IST_DOUBLE_FAULT, IST_MACHINE_CHECK, IST_NMI};
 global_asm!(
     include_str!("asm/isr.S"),
     dispatch = sym dispatch,
+    resume_rsp = const core::mem::offset_of!(crate::platform::percpu::PerCpu, resume_rsp),
+    trap_top = const core::mem::offset_of!(crate::platform::percpu::PerCpu, trap_top),
     options(att_syntax)
 );
 
@@ -38,6 +47,39 @@ pub const FIRST_DEVICE_VECTOR: u8 = 0x20;
 pub const PIC_VECTORS: core::ops::RangeInclusive<u8> = 0x20..=0x2f;
 /// The local APIC's spurious-interrupt vector: no handler, no EOI.
 pub const SPURIOUS_VECTOR: u8 = 0xff;
+/// The system-call gate (`int $0x80`), open to ring 3. An interrupt gate,
+/// not `syscall`/`sysret`: a system call then arrives exactly like an
+/// interrupt or exception from ring 3, with the same [`InterruptFrame`] on
+/// the same trap stack and the same return path (`iretq`, which restores
+/// every register), so saving a ring-3 context for a notification or a
+/// preemption, or killing a process on a fault, is one piece of code for
+/// all of them; and there is no `sysret` to a non-canonical RIP (which
+/// faults in ring 0 on Intel CPUs). The few extra cycles per call do not
+/// matter here.
+pub const SYSCALL_VECTOR: u8 = 0x80;
+
+/// What brought the CPU from ring 3 into the kernel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FromUser {
+    /// A CPU exception in ring 3 (the hook must not return).
+    Exception,
+    /// `int $0x80`.
+    Syscall,
+    /// An interrupt (its handler has run and the APIC has its EOI).
+    Interrupt,
+}
+
+/// Called for every entry from ring 3, on the trap stack, interrupts off,
+/// with the frame `iretq` will resume (which it may rewrite, or never
+/// return to: see `ring3::leave_user`).
+pub type UserHook = fn(&mut InterruptFrame, FromUser);
+
+static USER_HOOK: Once<UserHook> = Once::new();
+
+/// Installs the hook for entries from ring 3 (once).
+pub fn set_user_hook(hook: UserHook) {
+    USER_HOOK.call_once(|| hook);
+}
 
 /// The registers of an interrupted context, as the stubs and the CPU left
 /// them on the stack (lowest address first). A handler may change them:
@@ -160,7 +202,11 @@ fn build() -> InterruptDescriptorTable {
     {
         let vector = FIRST_DEVICE_VECTOR + i as u8;
         // SAFETY: see above.
-        unsafe { entry.set_handler_addr(stub(vector)) };
+        let options = unsafe { entry.set_handler_addr(stub(vector)) };
+        // Ring 3 may raise the system-call gate (DPL 3), and no other.
+        if vector == SYSCALL_VECTOR {
+            options.set_privilege_level(x86_64::PrivilegeLevel::Ring3);
+        }
     }
     idt
 }
@@ -194,10 +240,24 @@ pub fn unregister(vector: Vector) -> Option<Handler> {
 /// the CPU chose, with interrupts disabled (all gates are interrupt gates).
 extern "C" fn dispatch(frame: &mut InterruptFrame) {
     let vector = frame.vector as u8;
+    let from_user = frame.cs & 3 == 3;
+    let hook = USER_HOOK.get().copied().filter(|_| from_user);
     if vector < FIRST_DEVICE_VECTOR {
+        if let Some(hook) = hook {
+            hook(frame, FromUser::Exception);
+        }
         crate::platform::exceptions::fatal(frame);
     }
+    if vector == SYSCALL_VECTOR {
+        match hook {
+            Some(hook) => return hook(frame, FromUser::Syscall),
+            None => crate::platform::exceptions::unexpected_interrupt(frame),
+        }
+    }
     if vector == SPURIOUS_VECTOR {
+        if let Some(hook) = hook {
+            hook(frame, FromUser::Interrupt);
+        }
         return;
     }
     let handler = HANDLERS.read()[usize::from(vector)];
@@ -214,5 +274,8 @@ extern "C" fn dispatch(frame: &mut InterruptFrame) {
         // A masked 8259 still raises spurious IRQ 7/15: no EOI for those.
         None if PIC_VECTORS.contains(&vector) => {}
         None => crate::platform::exceptions::unexpected_interrupt(frame),
+    }
+    if let Some(hook) = hook {
+        hook(frame, FromUser::Interrupt);
     }
 }

@@ -11,6 +11,8 @@
 //! | [`qemu`] | leaving QEMU with a status (`isa-debug-exit`) |
 //! | [`percpu`] | per-CPU data found through GS, stacks |
 //! | [`gdt`] | per-CPU GDT and TSS (IST stacks, the ring-3 trap stack) |
+//! | [`cpu`] | control registers for ring 3: NX on; SMEP, SMAP off (and why) |
+//! | [`ring3`] | entering ring 3 from a kernel loop, and coming back |
 //! | [`idt`] (+ `asm/isr.S`), [`exceptions`] | entry stubs, dispatch, handler registration, fatal reports |
 //! | [`memory`] | the 4 KiB frame allocator |
 //! | [`user_region`] | the RAM set aside for processes, and its page allocator |
@@ -26,6 +28,7 @@
 pub mod console;
 pub mod boot;
 pub mod checks;
+pub mod cpu;
 pub mod exceptions;
 pub mod fwcfg;
 pub mod gdt;
@@ -38,6 +41,7 @@ pub mod memory;
 pub mod multiboot;
 pub mod percpu;
 pub mod qemu;
+pub mod ring3;
 pub mod serial;
 pub mod smp;
 pub mod time;

@@ -7,7 +7,9 @@
 //! CPUs may touch is an atomic or behind a `spin` primitive.
 //!
 //! Stacks are separate statics, so `PerCpu` stays small: the kernel stack of
-//! each AP (the BSP keeps its boot stack) and three IST stacks per CPU.
+//! each AP (the BSP keeps its boot stack), the trap stack (where the CPU
+//! switches to when an interrupt, exception or system call arrives from
+//! ring 3: the TSS's RSP0) and three IST stacks per CPU.
 //! There are no guard pages (the identity map uses 2 MiB pages): a stack
 //! overflow corrupts the neighbouring stack instead of faulting.
 
@@ -60,6 +62,12 @@ pub struct PerCpu {
     /// This CPU's local APIC handle (lapic.rs); `!Send`, so only this CPU
     /// touches it.
     pub(crate) lapic: CpuLocal<LocalApic<CpuMsr>>,
+    /// The kernel stack pointer `ring3::enter_user` left ring 0 from, which
+    /// `ring3::leave_user` returns to (read and written by that assembly
+    /// only, at `gs:[offset]`).
+    pub(crate) resume_rsp: AtomicU64,
+    /// Top of the trap stack ([`Self::trap_stack_top`]), for that assembly.
+    pub(crate) trap_top: AtomicU64,
 }
 
 impl PerCpu {
@@ -75,6 +83,8 @@ impl PerCpu {
             tss: Once::new(),
             gdt: Once::new(),
             lapic: CpuLocal::new(index),
+            resume_rsp: AtomicU64::new(0),
+            trap_top: AtomicU64::new(0),
         }
     }
 
@@ -126,6 +136,12 @@ impl PerCpu {
             }
             i => AP_STACKS[i - 1].top(),
         }
+    }
+
+    /// Top of this CPU's trap stack: the TSS's RSP0, where the CPU puts
+    /// the frame of every interrupt, exception and system call from ring 3.
+    pub fn trap_stack_top(&self) -> VirtAddr {
+        TRAP_STACKS[self.index].top()
     }
 
     /// Top of IST stack `n` (0..[`IST_STACKS_PER_CPU`]) of this CPU.
@@ -221,6 +237,11 @@ static CPUS: [PerCpu; MAX_CPUS] = {
 
 static AP_STACKS: [Stack<KERNEL_STACK_SIZE>; MAX_CPUS - 1] = [const { Stack::new() }; MAX_CPUS - 1];
 
+/// Size of each trap stack (system calls run event sends on it).
+pub const TRAP_STACK_SIZE: usize = 64 * 1024;
+
+static TRAP_STACKS: [Stack<TRAP_STACK_SIZE>; MAX_CPUS] = [const { Stack::new() }; MAX_CPUS];
+
 static IST_STACKS: [[Stack<IST_STACK_SIZE>; IST_STACKS_PER_CPU]; MAX_CPUS] =
     [const { [const { Stack::new() }; IST_STACKS_PER_CPU] }; MAX_CPUS];
 
@@ -241,6 +262,8 @@ pub fn all() -> &'static [PerCpu] {
 /// early in bring-up, before [`current`] is used.
 pub fn install(index: usize) -> &'static PerCpu {
     let cpu = &CPUS[index];
+    cpu.trap_top
+        .store(cpu.trap_stack_top().as_u64(), Ordering::Relaxed);
     GsBase::write(VirtAddr::from_ptr(cpu));
     cpu
 }

@@ -184,6 +184,7 @@ fn start_ap(index: usize, apic_id: u32) {
 extern "C" fn ap_entry(index: usize) -> ! {
     let cpu = percpu::install(index);
     gdt::init(cpu);
+    crate::platform::cpu::init();
     idt::load();
     lapic::init_ap();
     cpu.set_online();

@@ -7,6 +7,15 @@
  * dispatcher `{dispatch}(&mut InterruptFrame)` and returns with `iretq`.
  * The register order here is the field order of `InterruptFrame` (idt.rs),
  * read from the lowest address up.
+ *
+ * GS: the kernel finds its per-CPU data through the GS base, ring 3 has a
+ * GS base of its own (it may load any GS it likes). So an entry from ring
+ * 3 (the saved CS has RPL 3) swaps them first thing (`swapgs`), and the
+ * return to ring 3 swaps them back: in ring 0 GS is always the kernel's.
+ *
+ * `enter_user_asm` / `leave_user_asm` (ring3.rs): a kernel loop enters
+ * ring 3 through the same return path, and is returned to when the kernel
+ * is done with the ring-3 run.
  */
 
 .section .text
@@ -31,6 +40,10 @@ isr_stubs:
 isr_stubs_end:
 
 isr_common:
+    testb $3, 24(%rsp)      /* CS (above vector, error code, RIP): ring 3? */
+    jz 1f
+    swapgs
+1:
     push %rax
     push %rbx
     push %rcx
@@ -52,6 +65,7 @@ isr_common:
     mov %rsp, %rdi
     cld
     call {dispatch}
+isr_return:                 /* RSP: an InterruptFrame */
     pop %r15
     pop %r14
     pop %r13
@@ -68,4 +82,42 @@ isr_common:
     pop %rbx
     pop %rax
     add $16, %rsp           /* vector and error code */
+    testb $3, 8(%rsp)       /* the CS we return to: ring 3? */
+    jz 2f
+    swapgs
+2:
     iretq
+
+/* u64 enter_user_asm(const InterruptFrame *frame): interrupts off. */
+.global enter_user_asm
+enter_user_asm:
+    push %rbp
+    push %rbx
+    push %r12
+    push %r13
+    push %r14
+    push %r15
+    mov %rsp, %gs:{resume_rsp}
+    /* The frame goes to the top of the trap stack (TSS RSP0), where the
+       CPU puts the frame of an entry from ring 3. */
+    mov %rdi, %rsi
+    mov %gs:{trap_top}, %rdi
+    sub $176, %rdi
+    mov %rdi, %rsp
+    mov $22, %ecx
+    cld
+    rep movsq
+    jmp isr_return
+
+/* void leave_user_asm(u64 reason): back into enter_user_asm's caller. */
+.global leave_user_asm
+leave_user_asm:
+    mov %rdi, %rax
+    mov %gs:{resume_rsp}, %rsp
+    pop %r15
+    pop %r14
+    pop %r13
+    pop %r12
+    pop %rbx
+    pop %rbp
+    ret
