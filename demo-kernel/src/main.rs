@@ -106,6 +106,7 @@ fn kmain(info_addr: usize) -> ! {
     checks::timer();
 
     inject_fault(&info);
+    process::init();
 
     let mode = if info.has_option("mode=short") {
         scenarios::Mode::Short

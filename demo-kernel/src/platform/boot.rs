@@ -56,3 +56,34 @@ pub fn kernel_image() -> core::ops::Range<usize> {
     // contents.
     (&raw const __kernel_start) as usize..(&raw const __kernel_end) as usize
 }
+
+/// The parts of the kernel image ring 3 may see (linker.ld), each a
+/// page-aligned range.
+#[derive(Debug, Clone)]
+pub struct ImageLayout {
+    /// The text: user-readable and executable in every process.
+    pub text: core::ops::Range<usize>,
+    /// Read-only data: user-readable in every process.
+    pub rodata: core::ops::Range<usize>,
+    /// `.user_data`: user-writable in the cooperative processes.
+    pub user_data: core::ops::Range<usize>,
+}
+
+/// Where the text, read-only data and `.user_data` lie.
+pub fn image_layout() -> ImageLayout {
+    unsafe extern "C" {
+        static __kernel_start: u8;
+        static __rodata_start: u8;
+        static __rodata_end: u8;
+        static __user_data_start: u8;
+        static __user_data_end: u8;
+    }
+    // Only the addresses of the linker symbols are taken, never their
+    // contents.
+    let a = |p: *const u8| p as usize;
+    ImageLayout {
+        text: a(&raw const __kernel_start)..a(&raw const __rodata_start),
+        rodata: a(&raw const __rodata_start)..a(&raw const __rodata_end),
+        user_data: a(&raw const __user_data_start)..a(&raw const __user_data_end),
+    }
+}

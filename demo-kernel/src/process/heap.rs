@@ -1,16 +1,13 @@
-//! The process's runtime: what its vcore code needs from "libc".
+//! The process's `malloc`, as the scenarios' set-up code uses it.
 //!
-//! event-core's receive half is generic over [`VcoreRuntime`]: a spin-wait
-//! hint and pages for UCQs. Here pages come from the process's own address
-//! space (in a real system: `mmap`, a system call), and spin-waits use the
-//! CPU's `pause`. A vcore spinning on a lock held by a *preempted* vcore
-//! needs no help from the runtime: the kernel restarts every preempted
-//! vcore within a few timer ticks (sched.rs), so the wait is bounded.
-//!
-//! The runtime also has the process's small-object allocator (its
-//! `malloc`): event queues, CEQ arrays and the like are carved out of pages
-//! of the process's space, zeroed, and never freed (the demo's processes
-//! set their queues up once per scenario).
+//! The scenarios set a process's queues up from the kernel CPU before its
+//! vcores run, playing the process's main thread: they carve event
+//! queues, CEQ arrays and the like out of the process's pages (mapped into
+//! it, zeroed, never freed: the demo's processes set their queues up once
+//! per scenario) and write them through the kernel's identity map, as the
+//! main thread would through its own mapping. [`Runtime`] is also the
+//! `VcoreRuntime` of that set-up code (`event_core::recv::setup` asks it
+//! for UCQ pages); the vcores' own runtime, in ring 3, is `user::UserRt`.
 
 use spin::Mutex;
 use vcpd_abi::SharedMem;
@@ -93,6 +90,6 @@ impl VcoreRuntime for Runtime {
     }
 
     fn free_page(&self, page: usize) {
-        self.process().space().free_page(page);
+        let _ = self.process().space().free_page(page);
     }
 }

@@ -1,19 +1,27 @@
 //! The host traits of event delivery, implemented for [`Process`]: this is
-//! all a kernel writes to adopt `event-core` (six methods).
+//! all a kernel writes to adopt `event-core`.
 //!
 //! | method | here |
 //! |---|---|
-//! | `vcpd_abi::UserMemory::translate` (`unsafe` trait) | the process's own range of the user region ([`UserSpace::translate`](crate::process::address_space::UserSpace::translate)): the real bounds check |
+//! | `vcpd_abi::UserMemory::translate` (`unsafe` trait) | a walk of the process's page tables ([`AddressSpace::translate`](crate::process::address_space::AddressSpace::translate)): present, user, writable at every level, no straddling into an unmapped page |
 //! | `ProcOps::events` | the process's `ProcEvents`: event-core's `VcoreSet` under this kernel's [`IrqSpinLock`](crate::process::IrqSpinLock), counters, UCQ locks |
 //! | `ProcOps::procdata` | its procdata, checked once |
-//! | `ProcOps::alloc_user_page` | a zeroed page of the process's space |
+//! | `ProcOps::alloc_user_page` | a zeroed page of the process's space, mapped into it |
 //! | `ProcOps::ipi` | a fixed x2APIC IPI to that CPU |
 //! | `ProcOps::make_runnable` | grant it free cores |
+//! | `ProcOps::with_address_space` | nothing to switch, normally (below) |
+//! | `ProcOps::in_irq_context` | the CPU's interrupt depth |
 //!
-//! Address spaces: every process's memory is mapped in every CPU's page
-//! tables (the identity map), so `with_address_space` keeps its default;
-//! what stops the kernel from touching another process's memory on this
-//! process's behalf is `translate`, which knows only this process's range.
+//! **Address spaces.** `with_address_space` does not load the process's
+//! page tables for a send: the check already walks the process's tables
+//! explicitly (it needs no CR3), and the pointer it returns is the page's
+//! identity address, which the kernel's own tables map for every process
+//! and the process's tables map for it. So a send needs either set of
+//! tables loaded, and every CPU has one of the two: CPU 0 always runs on
+//! the kernel's, an AP in a system call of the process on the process's.
+//! Only if a CPU ran on a *third* process's tables (which no path here
+//! does) would the pointer be unmapped; then `with_address_space` switches
+//! to the kernel's tables for the call. No TLB flush for a send.
 
 use core::ptr::NonNull;
 
@@ -21,17 +29,21 @@ use event_core::{PcoreId, ProcDataRef, ProcEvents, ProcOps};
 use vcpd_abi::UserMemory;
 
 use crate::platform::percpu;
+use crate::process::address_space;
 use crate::process::sched;
 use crate::process::{Process, Vcores};
 
-// SAFETY: `translate` returns a pointer only for ranges entirely inside the
-// process's `UserSpace`: a part of the user region (identity-mapped RAM,
-// reserved at boot, never handed to the kernel's own allocator) that was
-// reserved for this process and is never released, so the bytes stay valid
-// for reads and writes for as long as the process exists. The kernel keeps
-// no data of its own there: the process may write anything at any time. The
-// pointer is the address itself (identity map), so alignment is preserved,
-// and `UserSpace::contains` refuses ranges that wrap.
+// SAFETY: `translate` returns a pointer only for ranges whose every page is
+// mapped present, user-accessible and writable in the process's own page
+// tables, each page at its own address (address_space.rs). Such a page is a
+// page of the process's run of the user region: RAM reserved for this
+// process for the whole run, holding no kernel data, never unmapped while
+// the process lives (a freed page stays mapped and reserved), so the bytes
+// stay valid for reads and writes for as long as the process exists, and
+// the process may write anything there at any time. The pointer is the
+// address itself, valid in the kernel's tables and in the process's
+// (`with_address_space` makes sure one of them is loaded), so alignment is
+// preserved; ranges that wrap or are not canonical are refused.
 unsafe impl UserMemory for Process {
     fn translate(&self, addr: usize, len: usize) -> Option<NonNull<u8>> {
         self.space().translate(addr, len)
@@ -57,13 +69,30 @@ impl ProcOps for Process {
     }
 
     fn ipi(&self, pcore: PcoreId) {
-        // The vcore may have moved since the peek: the handler only marks
-        // its core, so a stale target is a spurious wake-up.
+        // The vcore may have moved since the peek: the handler only counts
+        // (the ring-3 return path delivers), so a stale target is a
+        // spurious wake-up.
         sched::notify_pcore(pcore.get() as usize);
     }
 
     fn make_runnable(&self) {
         Process::make_runnable(self);
+    }
+
+    fn with_address_space<R>(&self, f: impl FnOnce() -> R) -> R {
+        if self.space().is_active() || address_space::kernel_active() {
+            return f();
+        }
+        // Another process's tables: borrow the kernel's for the call.
+        x86_64::instructions::interrupts::without_interrupts(|| {
+            let theirs = x86_64::registers::control::Cr3::read();
+            address_space::activate_kernel();
+            let r = f();
+            // SAFETY: the tables this CPU ran on a moment ago, which map
+            // the kernel like every process's.
+            unsafe { x86_64::registers::control::Cr3::write(theirs.0, theirs.1) };
+            r
+        })
     }
 
     fn in_irq_context(&self) -> bool {

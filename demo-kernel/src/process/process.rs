@@ -1,26 +1,30 @@
 //! The process model: what the kernel knows about a process, and the
-//! operations that change it (start, yield, preempt, restart, wake, kill).
+//! operations that change it (create, start, yield, preempt, restart, wake,
+//! kill).
 //!
-//! A [`Process`] owns an address space (a range of the user region,
-//! uspace.rs) holding its procdata: the ABI's `vcpd_abi::ProcData` (the
-//! kernel-event table and 64 VCPDs), shared with the process. Its vcores
-//! (the three ordered lists, which core each runs on, and the
-//! event-visible state: running, WAITING, dying) are event-core's
-//! [`VcoreSet`], behind this kernel's own process lock ([`IrqSpinLock`]:
-//! a spin lock held with interrupts off, so the scheduler's tick, which
-//! takes it in interrupt context, never spins on its own CPU's holder).
+//! A [`Process`] owns an address space (address_space.rs: its page tables
+//! and pages) holding its procdata, the ABI's `vcpd_abi::ProcData` (the
+//! kernel-event table and 64 VCPDs), shared with the process, and the
+//! blocks its ring-3 code finds its way with (`user::abi`). Its vcores (the
+//! three ordered lists, which core each runs on, and the event-visible
+//! state: running, WAITING, dying) are event-core's [`VcoreSet`], behind
+//! this kernel's own process lock ([`IrqSpinLock`]: a spin lock held with
+//! interrupts off, so the scheduler's tick, which takes it in interrupt
+//! context, never spins on its own CPU's holder).
 //!
 //! This file only does the kernel's part of each transition: pick a free
 //! core, call the set, then do what the set says (start the vcore on that
 //! core, free the core, send the preemption IPI). The locking, fences and
-//! re-checks the no-loss guarantee rests on are the library's.
+//! re-checks the no-loss guarantee rests on are the library's. How a vcore
+//! runs on its core, in ring 3, is sched.rs's and trap.rs's.
 //!
 //! Preemption here is *bulk* preemption of some or all vcores: the set
 //! moves them online → bulk_preempted (keeping `CAN_RCV_MSG`: they check
 //! their mailboxes when restarted) and sets `VC_PREEMPTED` in their VCPD so
-//! the process's other vcores drain their public mailboxes; their cores
-//! park in the preemption IPI's handler until [`Process::restart_due`]
-//! puts them back.
+//! the process's other vcores drain their public mailboxes; the preemption
+//! IPI makes each core save its vcore's ring-3 context in the VCPD's
+//! preemption slot and park until [`Process::restart_due`] puts the vcore
+//! back.
 
 use core::fmt;
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
@@ -30,23 +34,30 @@ use event_core::vcores::{ProcControl, ProcKind, VcoreLists, VcoreSet};
 pub use event_core::vcores::{ProcState, Refused, VcoreList};
 use event_core::{EventStats, PcoreId, ProcEvents, VcoreId};
 use heapless::Vec;
-use spin::{Once, RwLock};
-use vcpd_abi::procdata::vcpd_offset;
+use spin::Once;
 use vcpd_abi::{ProcData, UserMemoryExt, Vcpd};
 use x86_64::instructions::interrupts;
 
-use crate::process::address_space::UserSpace;
+use crate::platform::percpu;
+use crate::platform::time;
+use crate::platform::user_region::PAGE_SIZE;
+use crate::process::address_space::AddressSpace;
 use crate::process::heap::Runtime;
 use crate::process::sched;
-use crate::user::program::{self as vcore, VcoreProgram};
+use crate::user::abi::{KIND_COOPERATIVE, KIND_HOSTILE, ProcBlock, VcoreTls};
+use crate::user::program::{self, ProgramRef};
+use crate::user::{UserRt, entry};
 
 /// The most vcores a process has here: one per application processor.
-pub const MAX_VCORES: usize = crate::platform::percpu::MAX_CPUS - 1;
-/// The most processes the demo creates.
-pub const MAX_PROCS: usize = 3;
+pub const MAX_VCORES: usize = percpu::MAX_CPUS - 1;
+/// The most processes the demo creates (the app, the SCP, the hostile
+/// process, and the attackers of scenario 7).
+pub const MAX_PROCS: usize = 16;
 /// "No vcore" / "no core" in the kernel's atomic records: event-core's one
 /// sentinel.
 pub const NONE: u32 = event_core::NO_ID;
+/// Pages of each of a vcore's two stacks (vcore context, uthread).
+const STACK_PAGES: usize = 8;
 
 /// Vcore `v` (the demo's vcore ids are always below `MAX_NUM_VCORES`).
 ///
@@ -56,26 +67,43 @@ pub fn vc(v: u32) -> VcoreId {
     VcoreId::new(v).expect("a vcore id below MAX_NUM_VCORES")
 }
 
-/// A receiver over a process's procdata: what its vcore code uses.
-pub type Rx = Receiver<'static, Runtime>;
-/// The receiver type handlers get (any lifetime: `HandlerFn` is generic).
-pub type Recv<'a> = Receiver<'a, Runtime>;
-
 /// What code a process's vcores run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
-    /// The receive half of event-core (vcore.rs).
+    /// The receive half of event-core (user/entry.rs).
     Cooperative,
-    /// Code that scribbles over its own shared memory and never receives
-    /// (the hostile-process scenario).
+    /// Code that scribbles over its own shared memory and attacks the
+    /// kernel, and never receives (the hostile-process scenario).
     Hostile,
+}
+
+/// How a process died.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Death {
+    /// A CPU exception in ring 3 (fault.rs).
+    Fault {
+        /// The vector (14 #PF, 13 #GP...).
+        vector: u8,
+        /// The error code.
+        error: u64,
+        /// CR2 for a page fault, else 0.
+        addr: u64,
+        /// Where.
+        rip: u64,
+        /// On which vcore.
+        vcore: u32,
+    },
+    /// It asked to (the `EXIT` system call).
+    Exit,
+    /// The kernel destroyed it.
+    Destroyed,
 }
 
 /// The kernel's per-vcore record (where it runs is the [`VcoreSet`]'s).
 #[derive(Debug)]
 struct VcoreSlot {
     /// The core it last ran on: a bulk-preempted vcore is restarted there
-    /// (its core is parked in the preemption handler).
+    /// (its core is parked, waiting for it).
     last_pcore: AtomicU32,
     /// Scheduler tick at which a bulk-preempted vcore is due back.
     restart_tick: AtomicU64,
@@ -169,9 +197,16 @@ pub struct Counters {
     pub wakeups: AtomicU64,
     /// Transitions into WAITING (the last vcore yielded).
     pub waits: AtomicU64,
-    /// Messages a vcore handled out of another, preempted vcore's public
-    /// mailbox.
-    pub recovered: AtomicU64,
+    /// System calls made.
+    pub syscalls: AtomicU64,
+    /// System calls refused as malformed (bad number, pointer, argument).
+    pub bad_syscalls: AtomicU64,
+    /// Notifications delivered by entering the vcore entry (upcalls).
+    pub upcalls: AtomicU64,
+    /// Ring-3 contexts saved into a VCPD's preemption slot.
+    pub ctx_saves: AtomicU64,
+    /// CPU exceptions in ring 3 (each one kills, or finds it dying).
+    pub faults: AtomicU64,
 }
 
 /// How to build a process.
@@ -187,8 +222,7 @@ pub struct Spec {
     pub vcores: u32,
     /// Size of its address space in pages.
     pub pages: usize,
-    /// Reserve a guard page on each side of the address space
-    /// ([`UserSpace::new_guarded`]).
+    /// Reserve an unmapped guard page on each side of the address space.
     pub guarded: bool,
 }
 
@@ -199,20 +233,25 @@ pub struct Process {
     kind: Kind,
     mcp: bool,
     nr_vcores: u32,
-    space: UserSpace,
-    /// The pages just outside its space (0 if none were reserved).
-    guards: [usize; 2],
+    space: AddressSpace,
     /// User address of its procdata (`vcpd_abi::ProcData`), chosen by the
     /// kernel at creation: the process cannot move it.
-    procdata: usize,
+    procdata_addr: usize,
+    /// Its procdata, checked once (pinned: mapped for the process's life).
+    procdata: &'static ProcData,
+    /// Its process block and its vcores' TLS blocks (`user::abi`).
+    block: &'static ProcBlock,
+    tls: &'static [VcoreTls],
+    /// Its handler table, in its memory.
+    handlers: &'static HandlerTable<UserRt>,
     /// Its event state: vcores, counters, UCQ locks (event-core).
     events: ProcEvents<Vcores>,
     vcores: [VcoreSlot; MAX_VCORES],
-    handlers: HandlerTable<Runtime>,
+    /// The set-up code's handler table (never dispatched: set-up only
+    /// writes mailboxes and queues).
+    setup_handlers: HandlerTable<Runtime>,
     rt: Runtime,
-    program: RwLock<&'static dyn VcoreProgram>,
-    /// Set to make every vcore yield (the end of a scenario).
-    finish: AtomicBool,
+    death: Once<Death>,
     /// Process-model counters.
     pub counters: Counters,
 }
@@ -229,10 +268,12 @@ impl fmt::Debug for Process {
 
 static PROCESSES: [Once<Process>; MAX_PROCS] = [const { Once::new() }; MAX_PROCS];
 
-/// Creates process `pid` (once; later calls return the same process), sets
-/// its VCPD mailboxes up as UCQs (what a process's runtime does before its
-/// vcores first run), with every vcore inactive and the process WAITING
-/// for cores.
+/// Creates process `pid` (once; later calls return the same process): its
+/// address space with procdata, process block, TLS blocks, handler table
+/// and stacks; its VCPD mailboxes set up as UCQs and its vcore entry,
+/// stacks and TLS advertised in its VCPDs (what a process's runtime does
+/// before its vcores first run), with every vcore inactive and the
+/// process WAITING for cores.
 ///
 /// # Panics
 /// If `pid` is not below [`MAX_PROCS`], the spec asks for more than
@@ -245,7 +286,7 @@ pub fn create(pid: usize, spec: Spec) -> &'static Process {
         Process::new(pid, spec)
     });
     if fresh {
-        let rx = p.receiver();
+        let rx = p.setup_receiver();
         for v in 0..p.nr_vcores {
             use event_core::recv::setup::MboxKind;
             rx.init_vcpd_mboxes(vc(v), MboxKind::Ucq, MboxKind::Ucq)
@@ -270,14 +311,87 @@ pub fn all() -> impl Iterator<Item = &'static Process> {
     PROCESSES.iter().filter_map(Once::get)
 }
 
+/// A space, as `UserMemory` (for blocks the kernel places at creation).
+struct In<'a>(&'a AddressSpace);
+
+// SAFETY: forwards to the space's page-table walk, which returns the
+// identity pointer of mapped, user-writable pages of this process only
+// (proc_ops.rs has the full argument).
+unsafe impl vcpd_abi::UserMemory for In<'_> {
+    fn translate(&self, addr: usize, len: usize) -> Option<core::ptr::NonNull<u8>> {
+        self.0.translate(addr, len)
+    }
+}
+
+/// A kernel reference to the `n` `T`s at `addr`, blocks the kernel just
+/// placed in a process's pinned pages.
+fn placed<T: vcpd_abi::SharedMem>(space: &AddressSpace, addr: usize, n: usize) -> &'static [T] {
+    let space = In(space);
+    let r: &[T] = space.user_slice(addr, n).expect("a placed block is mapped");
+    // SAFETY: pinned pages stay mapped and reserved for the process for the
+    // rest of the run (processes are never freed), so the reference may
+    // outlive the borrow of the space; `T: SharedMem` keeps it sound while
+    // the process writes the bytes.
+    unsafe { &*core::ptr::from_ref(r) }
+}
+
 impl Process {
     fn new(id: usize, spec: Spec) -> Self {
-        let (space, guards) = UserSpace::new_guarded(spec.pages, spec.guarded);
-        let pd_pages = size_of::<ProcData>().div_ceil(crate::platform::user_region::PAGE_SIZE);
-        let procdata = space
-            .alloc_pages(pd_pages)
-            .expect("a fresh address space has room for procdata");
         let nr_vcores = if spec.mcp { spec.vcores } else { 1 };
+        let space = AddressSpace::new(spec.pages, spec.guarded, spec.kind == Kind::Cooperative);
+        let pages = |bytes: usize| bytes.div_ceil(PAGE_SIZE);
+        let pinned = |n| {
+            space
+                .alloc_pinned(n)
+                .expect("room in a fresh address space")
+        };
+        let procdata_addr = pinned(pages(size_of::<ProcData>()));
+        let block_addr = pinned(pages(size_of::<ProcBlock>()));
+        let tls_addr = pinned(pages(size_of::<VcoreTls>() * nr_vcores as usize));
+        let handlers_addr = pinned(pages(size_of::<HandlerTable<UserRt>>()));
+        // SAFETY: fresh pinned pages of the process (zeroed, mapped, never
+        // freed), aligned to a page, which suits a `HandlerTable`; nothing
+        // references them yet.
+        let handlers = unsafe {
+            let t = core::ptr::with_exposed_provenance_mut::<HandlerTable<UserRt>>(handlers_addr);
+            t.write(HandlerTable::new());
+            &*t
+        };
+        let procdata: &'static ProcData = &placed(&space, procdata_addr, 1)[0];
+        let block: &'static ProcBlock = &placed(&space, block_addr, 1)[0];
+        let tls: &'static [VcoreTls] = placed(&space, tls_addr, nr_vcores as usize);
+        let r = Ordering::Relaxed;
+        block.program.store(
+            core::ptr::from_ref::<&dyn program::VcoreProgram>(&program::IDLE).expose_provenance(),
+            r,
+        );
+        block.kind.store(
+            match spec.kind {
+                Kind::Cooperative => KIND_COOPERATIVE,
+                Kind::Hostile => KIND_HOSTILE,
+            },
+            r,
+        );
+        block.mcp.store(u32::from(spec.mcp), r);
+        block.nr_vcores.store(nr_vcores, r);
+        block.procdata.store(procdata_addr, r);
+        block.handlers.store(handlers_addr, r);
+        block.tsc_hz.store(time::tsc_hz(), r);
+        for (v, t) in tls.iter().enumerate() {
+            t.self_addr
+                .store(core::ptr::from_ref(t).expose_provenance(), r);
+            t.proc_block.store(block_addr, r);
+            t.vcoreid.store(v as u32, r);
+            t.recovering.store(u32::MAX, r);
+            let uthread_stack = space.alloc_stack(STACK_PAGES).expect("room for stacks");
+            t.uthread_stack.store(uthread_stack, r);
+            let vcpd = &procdata.vcpd[v];
+            let vcore_stack = space.alloc_stack(STACK_PAGES).expect("room for stacks");
+            vcpd.vcore_entry.store(entry::vcore_entry_addr(), r);
+            vcpd.vcore_stack.store(vcore_stack, r);
+            vcpd.vcore_tls_desc
+                .store(core::ptr::from_ref(t).expose_provenance(), r);
+        }
         let kind = if spec.mcp {
             ProcKind::Mcp
         } else {
@@ -290,18 +404,16 @@ impl Process {
             mcp: spec.mcp,
             nr_vcores,
             space,
-            guards,
+            procdata_addr,
             procdata,
-            events: ProcEvents::new(VcoreSet::new(
-                kind,
-                nr_vcores,
-                crate::platform::percpu::current_index,
-            )),
+            block,
+            tls,
+            handlers,
+            events: ProcEvents::new(VcoreSet::new(kind, nr_vcores, percpu::current_index)),
             vcores: [const { VcoreSlot::new() }; MAX_VCORES],
-            handlers: HandlerTable::new(),
+            setup_handlers: HandlerTable::new(),
             rt: Runtime::new(id),
-            program: RwLock::new(&vcore::IDLE),
-            finish: AtomicBool::new(false),
+            death: Once::new(),
             counters: Counters::default(),
         }
     }
@@ -332,25 +444,38 @@ impl Process {
     }
 
     /// Its address space.
-    pub fn space(&self) -> &UserSpace {
+    pub fn space(&self) -> &AddressSpace {
         &self.space
     }
 
     /// The guard pages just below and above its space (0 if none).
     pub fn guard_pages(&self) -> [usize; 2] {
-        self.guards
+        self.space.guard_pages()
     }
 
     /// User address of its procdata.
     pub fn procdata_addr(&self) -> usize {
+        self.procdata_addr
+    }
+
+    /// Its procdata (the kernel's view, checked once at creation).
+    pub fn procdata(&self) -> &'static ProcData {
         self.procdata
     }
 
-    /// Its procdata (the kernel's checked view; procdata lies in the
-    /// process's space for its whole life).
-    pub fn procdata(&self) -> &ProcData {
-        self.user_ref::<ProcData>(self.procdata)
-            .expect("procdata lies in the process's own space")
+    /// Its process block (in its memory).
+    pub fn block(&self) -> &'static ProcBlock {
+        self.block
+    }
+
+    /// Vcore `v`'s TLS block (in the process's memory).
+    pub fn tls(&self, v: u32) -> Option<&'static VcoreTls> {
+        self.tls.get(v as usize)
+    }
+
+    /// Every vcore's TLS block.
+    pub fn tls_blocks(&self) -> &'static [VcoreTls] {
+        self.tls
     }
 
     /// Its event counters.
@@ -368,22 +493,34 @@ impl Process {
         self.events.vcores()
     }
 
-    /// Its handler table (process memory in spirit: only its vcores use it).
-    pub fn handlers(&self) -> &HandlerTable<Runtime> {
-        &self.handlers
+    /// Its handler table, which the scenarios' set-up (the process's main
+    /// thread) registers handlers in; its vcores dispatch from it in ring 3.
+    ///
+    /// # Panics
+    /// For a hostile process: its memory is garbage by design, and the
+    /// kernel does not use a Rust reference into garbage.
+    pub fn handlers(&self) -> &'static HandlerTable<UserRt> {
+        assert_eq!(
+            self.kind,
+            Kind::Cooperative,
+            "{}: no handler table to use",
+            self.name
+        );
+        self.handlers
     }
 
-    /// Its runtime.
+    /// Its main thread's allocator (for the scenarios' set-up).
     pub fn runtime(&self) -> &Runtime {
         &self.rt
     }
 
-    /// A receiver for its vcore code.
-    pub fn receiver(&'static self) -> Rx {
+    /// A receiver for set-up code (mailboxes, kernel-event registrations):
+    /// it never dispatches.
+    pub fn setup_receiver(&'static self) -> Receiver<'static, Runtime> {
         // SAFETY: the process sets its queues up only through event-core's
-        // `setup` (scenarios, runtime.rs), in pages of its own space that
-        // are never released while it exists.
-        unsafe { Receiver::new(self.procdata(), &self.handlers, &self.rt) }
+        // `setup` (scenarios, heap.rs), in pages of its own space that are
+        // never released while it exists.
+        unsafe { Receiver::new(self.procdata, &self.setup_handlers, &self.rt) }
     }
 
     /// The event-visible state.
@@ -391,31 +528,46 @@ impl Process {
         self.vcores().state()
     }
 
-    /// The program its vcores run now.
-    pub fn program(&self) -> &'static dyn VcoreProgram {
-        // Interrupts off: a vcore must not be parked by a preemption while
-        // it holds the read lock (the kernel CPU may be waiting to write).
-        interrupts::without_interrupts(|| *self.program.read())
+    /// How it died, if it did.
+    pub fn death(&self) -> Option<Death> {
+        self.death.get().copied()
+    }
+
+    /// Records how it died; whether this was the first cause (which wins).
+    pub(crate) fn set_death(&self, d: Death) -> bool {
+        let mut first = false;
+        self.death.call_once(|| {
+            first = true;
+            d
+        });
+        first
     }
 
     /// Installs the program its vcores run (between scenarios).
-    pub fn set_program(&self, program: &'static dyn VcoreProgram) {
-        interrupts::without_interrupts(|| *self.program.write() = program);
-    }
-
-    /// Whether the vcores were told to yield for good.
-    pub fn finishing(&self) -> bool {
-        self.finish.load(Ordering::Acquire)
+    pub fn set_program(&self, program: ProgramRef) {
+        self.block.program.store(
+            core::ptr::from_ref::<&dyn program::VcoreProgram>(program).expose_provenance(),
+            Ordering::Release,
+        );
     }
 
     /// Tells every vcore to yield (`true`) or to keep running (`false`).
     pub fn set_finish(&self, finish: bool) {
-        self.finish.store(finish, Ordering::Release);
+        self.block
+            .finish
+            .store(u32::from(finish), Ordering::Release);
     }
 
     /// Whether the vcore is mapped (unlocked peek).
     pub fn vcore_mapped(&self, v: u32) -> bool {
         VcoreId::new(v).is_some_and(|v| self.vcores().is_mapped(v))
+    }
+
+    /// Whether vcore `v` is mapped to core `cpu`.
+    pub fn vcore_on(&self, v: u32, cpu: usize) -> bool {
+        VcoreId::new(v)
+            .and_then(|v| self.vcores().pcore_of(v))
+            .is_some_and(|c| c.get() as usize == cpu)
     }
 
     /// The core vcore `v` is mapped to, or last ran on.
@@ -448,23 +600,29 @@ impl Process {
             .flatten()
     }
 
-    /// The kernel's checked view of vcore `v`'s VCPD.
-    pub fn vcpd(&self, v: u32) -> Option<&Vcpd> {
-        if v >= self.nr_vcores {
-            return None;
-        }
-        self.user_ref::<Vcpd>(self.procdata + vcpd_offset(v as usize))
+    /// The kernel's view of vcore `v`'s VCPD.
+    pub fn vcpd(&self, v: u32) -> Option<&'static Vcpd> {
+        self.vcpds().get(v as usize)
     }
 
     /// The kernel's view of its VCPD array.
-    pub(crate) fn vcpds(&self) -> &[Vcpd] {
-        &self.procdata().vcpd[..self.nr_vcores as usize]
+    pub(crate) fn vcpds(&self) -> &'static [Vcpd] {
+        &self.procdata.vcpd[..self.nr_vcores as usize]
     }
 
-    /// The kernel's half of a yield, called by vcore `v` (after its
-    /// `prepare_to_yield`): event-core's `VcoreSet::yield_vcore`, then the
-    /// core goes back to the scheduler. On success the caller must stop
-    /// running vcore code.
+    /// Messages its vcores recovered from preempted peers' mailboxes (as
+    /// they counted them in their TLS blocks).
+    pub fn recovered(&self) -> u64 {
+        self.tls
+            .iter()
+            .map(|t| t.recovered.load(Ordering::Relaxed))
+            .sum()
+    }
+
+    /// The kernel's half of a yield, called from vcore `v`'s `YIELD`
+    /// system call (after its `prepare_to_yield`): event-core's
+    /// `VcoreSet::yield_vcore`, then the core goes back to the scheduler.
+    /// On success the vcore's ring-3 run ends.
     pub fn sys_yield(&self, v: u32) -> Result<(), Refused> {
         let v = VcoreId::new(v).ok_or(Refused::NotOnline)?;
         match self.vcores().yield_vcore(self.vcpds(), v) {
@@ -484,7 +642,6 @@ impl Process {
             }
         }
     }
-
     /// Starts up to `max` vcores from the head of the inactive list on
     /// free cores (event-core's `VcoreSet::grant`), and wakes those cores.
     /// Returns how many started.
@@ -575,7 +732,14 @@ impl Process {
                 continue;
             }
             let pcore = PcoreId::new(slot.last_pcore.load(Ordering::Acquire));
+            if let Some(t) = self.tls(v.get()) {
+                // Before the restart: the vcore's next entry runs
+                // `vcore_online` (host rule 3).
+                t.online_pending.store(1, Ordering::Release);
+            }
             if self.vcores().restart(self.vcpds(), v, pcore).is_ok() {
+                // Its core waits, halted, for it (sched.rs).
+                sched::wake_pcore(pcore.get() as usize);
                 n += 1;
             }
         }
@@ -586,11 +750,18 @@ impl Process {
     }
 
     /// Destroys the process: DYING (sends are dropped from now on), every
-    /// vcore unmapped and its core released; vcore code notices and stops.
-    pub fn destroy(&self) {
+    /// vcore unmapped and its core released and interrupted (its ring-3 run
+    /// ends at the interrupt; a parked core notices and leaves).
+    pub fn destroy(&self, why: Death) {
+        self.set_death(why);
         if let Ok(stops) = self.vcores().destroy() {
+            let me = percpu::current_index();
             for stop in stops {
-                sched::release_pcore(stop.pcore.get() as usize, self.id, stop.vcore.get());
+                let cpu = stop.pcore.get() as usize;
+                sched::release_pcore(cpu, self.id, stop.vcore.get());
+                if cpu != me {
+                    sched::kick_pcore(cpu);
+                }
             }
         }
     }

@@ -5,24 +5,34 @@
 //! events and drives the scheduler from its timer tick. Every AP is a
 //! *pcore* a vcore can run on: during the scenarios each AP runs
 //! [`pcore_loop`] (one long job), which waits (halted) until a process
-//! assigns a vcore to it and then runs that vcore's code (vcore.rs) until
-//! the vcore yields. A pcore's assignment is one atomic word, claimed with
-//! a compare-and-swap by [`claim_pcore`] under the claiming process's lock.
+//! assigns a vcore to it and then *runs the vcore*: it loads the process's
+//! page tables and the vcore's TLS, and enters ring 3 (platform/ring3.rs)
+//! at the vcore entry; it gets control back when the vcore's run on this
+//! core ends (trap.rs: yielded, preempted, or its process died). A pcore's
+//! assignment is one atomic word, claimed with a compare-and-swap by
+//! [`reserve_pcore`] under the claiming process's lock; what runs in ring
+//! 3 on it right now is another ([`Pcore::running`]), since a core may be
+//! reassigned while the old vcore's run is still ending.
+//!
+//! **Preemption.** A bulk-preempted vcore's core gets the preemption IPI;
+//! on the way back to ring 3 the trap path saves the vcore's context in
+//! its VCPD (`vcore_ctx`) and ends the run; the core then *parks* (halted,
+//! assigned to the vcore) until [`Process::restart_due`] maps the vcore
+//! back and wakes it, and resumes the saved context. The parked vcore
+//! keeps whatever it held (a UCQ consumer lock, a claimed slot); vcores
+//! that wait on it wait until the restart, which the scheduler guarantees
+//! within a few ticks.
 //!
 //! **Interrupts** (vectors from the scenario range 0x30..=0xdf):
-//! - [`NOTIFY_VECTOR`]: `ProcOps::ipi_vcore`. The handler records the TSC
-//!   and marks its pcore *notified*, and returns: the vcore's loop, not
-//!   the handler, runs `handle_events` (event-core's rule 6).
+//! - [`NOTIFY_VECTOR`]: `ProcOps::ipi`. The handler only records the TSC
+//!   (scenario 8) and counts: the upcall is decided on the way back to ring
+//!   3 (trap.rs).
 //! - [`PREEMPT_VECTOR`]: sent after the kernel moved the vcore to the
-//!   bulk-preempted list. The handler *parks* the core: it spins, with
-//!   interrupts off, until the vcore is mapped again (restarted) or its
-//!   process dies, then returns to whatever vcore code it interrupted. The
-//!   parked vcore keeps whatever it held (a UCQ consumer lock, a claimed
-//!   slot); other vcores that wait on it wait until the restart, which the
-//!   scheduler guarantees within a few ticks.
-//! - The APIC timer tick: on an AP it only ends a `hlt` (a backstop for a
-//!   notification whose IPI went to a core the vcore had just left); on
-//!   the kernel CPU it runs the scheduler's policy, [`Chaos`].
+//!   bulk-preempted list, and to stop the vcores of a dying process: the
+//!   handler does nothing, the way back to ring 3 does it.
+//! - The APIC timer tick: on an AP it ends a `hlt`, and the way back to
+//!   ring 3 looks at the vcore's state; on the kernel CPU it runs the
+//!   scheduler's policy, [`Chaos`].
 //!
 //! **Chaos** is the scheduler's policy for a scenario: each tick, with
 //! given odds, bulk-preempt a random subset of a process's online vcores
@@ -40,13 +50,14 @@ use x86_64::instructions::interrupts;
 use crate::platform::idt::{self, InterruptFrame};
 use crate::platform::jobs::{self, JobHandle};
 use crate::platform::percpu::{self, MAX_CPUS};
-use crate::platform::{lapic, time};
-use crate::process::{self, NONE, ProcState};
-use crate::user::program as vcore;
+use crate::platform::{lapic, ring3, time};
+use crate::process::trap::{self, Stop};
+use crate::process::{self, ProcState, Process, address_space, context};
 
 /// The notification IPI (`ProcOps::ipi_vcore`).
 pub const NOTIFY_VECTOR: Vector = Vector::new(0x50).unwrap();
-/// The preemption IPI: the core parks until its vcore is restarted.
+/// The preemption IPI: the core saves its vcore's context and parks until
+/// the vcore is restarted (or leaves a dying process's vcore).
 pub const PREEMPT_VECTOR: Vector = Vector::new(0x60).unwrap();
 /// Tick rate on every CPU while the scenarios run.
 pub const TICK_HZ: u32 = 1000;
@@ -64,16 +75,13 @@ pub struct Pcore {
     in_service: AtomicBool,
     /// Asks [`pcore_loop`] to return.
     exit: AtomicBool,
-    /// Set by the notification handler; cleared by the vcore loop.
-    pub(crate) notified: AtomicBool,
-    /// Set when the vcore here was restarted after a preemption; the vcore
-    /// loop then runs `vcore_online` (rule 3).
-    pub(crate) restarted: AtomicBool,
-    /// The core is parked in the preemption handler now.
+    /// `pid << 16 | vcore` of the vcore whose ring-3 run is on this core
+    /// now, or `FREE` (the trap path's "who am I").
+    running: AtomicU32,
+    /// The core is parked now: its vcore is bulk-preempted.
     parked: AtomicBool,
-    /// Whose public mailbox the vcore here is recovering ([`NONE`]: its
-    /// own mailboxes). Test instrumentation for the MUST_RUN check.
-    pub(crate) recovering: AtomicU32,
+    /// The vcore here sleeps in its `HALT` system call now.
+    pub(crate) halted: AtomicBool,
     /// Notification interrupts taken.
     pub notify_irqs: AtomicU64,
     /// TSC at the last notification interrupt.
@@ -88,10 +96,9 @@ impl Pcore {
             assigned: AtomicU32::new(FREE),
             in_service: AtomicBool::new(false),
             exit: AtomicBool::new(false),
-            notified: AtomicBool::new(false),
-            restarted: AtomicBool::new(false),
+            running: AtomicU32::new(FREE),
             parked: AtomicBool::new(false),
-            recovering: AtomicU32::new(NONE),
+            halted: AtomicBool::new(false),
             notify_irqs: AtomicU64::new(0),
             notify_tsc: AtomicU64::new(0),
             parks: AtomicU64::new(0),
@@ -103,9 +110,19 @@ impl Pcore {
         decode(self.assigned.load(Ordering::Acquire))
     }
 
-    /// Whether the core is parked in the preemption handler.
+    /// Whether the core is parked (its vcore bulk-preempted).
     pub fn is_parked(&self) -> bool {
         self.parked.load(Ordering::Acquire)
+    }
+
+    /// Whether the vcore here sleeps in its `HALT` system call.
+    pub fn is_halted(&self) -> bool {
+        self.halted.load(Ordering::Acquire)
+    }
+
+    /// The vcore whose ring-3 run is on this core now, as `(pid, vcoreid)`.
+    pub fn running(&self) -> Option<(usize, u32)> {
+        decode(self.running.load(Ordering::Acquire))
     }
 }
 
@@ -193,6 +210,12 @@ pub fn notify_pcore(cpu: usize) {
     lapic::send_ipi(cpu, NOTIFY_VECTOR);
 }
 
+/// Interrupts the ring-3 run on `cpu`, so its way back to ring 3 looks at
+/// the vcore's state (dying).
+pub fn kick_pcore(cpu: usize) {
+    lapic::send_ipi(cpu, PREEMPT_VECTOR);
+}
+
 /// Bulk-preempts the online vcores `pick` chooses and sends their cores
 /// the preemption IPI; how many.
 pub fn preempt(
@@ -220,8 +243,8 @@ fn pcore_loop(_: usize) -> usize {
         // the halt.
         interrupts::disable();
         if let Some((pid, v)) = pc.assigned() {
+            run_vcore(pc, process::get(pid), v);
             interrupts::enable();
-            vcore::run(process::get(pid), v);
             continue;
         }
         if pc.exit.load(Ordering::Acquire) {
@@ -235,33 +258,97 @@ fn pcore_loop(_: usize) -> usize {
     0
 }
 
+/// Runs vcore `v` of `p` on this core, in ring 3, from its vcore entry,
+/// until it yields or its process dies; parks while it is preempted.
+/// Interrupts off throughout (ring 3 runs with them on).
+fn run_vcore(pc: &Pcore, p: &'static Process, v: u32) {
+    let cpu = percpu::current_index();
+    let Some(vcpd) = p.vcpd(v) else { return };
+    // A fresh start: the vcore context, notifications off, and no uthread
+    // to resume (a vcore that yielded left its uthread behind).
+    let _ = context::take(&vcpd.uthread_ctx);
+    vcpd.notif_disabled.store(true, Ordering::Release);
+    if let Some(t) = p.tls(v) {
+        t.online_pending.store(1, Ordering::Release);
+    }
+    let mut next = context::vcore_entry(vcpd, v);
+    loop {
+        let stop = match next.as_mut() {
+            None => trap_stop_bad_entry(p, v),
+            Some(frame) => {
+                pc.running.store(encode(p.id(), v), Ordering::Release);
+                p.space().activate();
+                context::load_tls(vcpd);
+                let stop = match trap::before_user(p, v, frame) {
+                    // SAFETY: `before_user` accepted the frame, which came
+                    // from `context` (user selectors, IF set, IOPL 0,
+                    // canonical RIP and RSP); the process's tables are
+                    // loaded; this is the pcore loop, on the AP's kernel
+                    // stack, with interrupts off.
+                    Ok(()) => Stop::from_raw(unsafe { ring3::enter_user(frame) }),
+                    Err(stop) => stop,
+                };
+                pc.running.store(FREE, Ordering::Release);
+                address_space::activate_kernel();
+                stop
+            }
+        };
+        match stop {
+            Stop::Yielded => return,
+            Stop::Dead => {
+                release_pcore(cpu, p.id(), v);
+                return;
+            }
+            Stop::Preempted => {
+                if !park(pc, p, v, cpu) {
+                    release_pcore(cpu, p.id(), v);
+                    return;
+                }
+                // Restarted: the saved context, or the entry if the slot
+                // lost it (the process may write its VCPDs).
+                next = context::take(&vcpd.vcore_ctx).or_else(|| context::vcore_entry(vcpd, v));
+            }
+        }
+    }
+}
+
+fn trap_stop_bad_entry(p: &Process, v: u32) -> Stop {
+    crate::process::fault::kill_for(
+        p,
+        v,
+        "its VCPD advertises a non-canonical vcore entry or stack",
+    )
+}
+
+/// Waits, halted, until vcore `v` is mapped to this core again (`true`)
+/// or its process dies (`false`).
+fn park(pc: &Pcore, p: &Process, v: u32, cpu: usize) -> bool {
+    pc.parks.fetch_add(1, Ordering::Relaxed);
+    pc.parked.store(true, Ordering::Release);
+    let restarted = loop {
+        if p.state() == ProcState::Dying {
+            break false;
+        }
+        if p.vcore_on(v, cpu) {
+            break true;
+        }
+        // The restart wakes us (and the tick would).
+        interrupts::enable_and_hlt();
+        interrupts::disable();
+    };
+    pc.parked.store(false, Ordering::Release);
+    restarted
+}
+
 fn on_notify(_frame: &mut InterruptFrame) {
     let pc = this_pcore();
     pc.notify_tsc.store(time::rdtsc(), Ordering::Relaxed);
-    pc.notified.store(true, Ordering::Release);
     pc.notify_irqs.fetch_add(1, Ordering::Release);
 }
 
 fn on_preempt(_frame: &mut InterruptFrame) {
-    let pc = this_pcore();
-    // The vcore here cannot change under us: its code is the code this
-    // interrupt stopped. A stale IPI (the vcore was restarted before we
-    // took it, or has left) finds it mapped, or no vcore: return at once.
-    let Some((pid, v)) = pc.assigned() else {
-        return;
-    };
-    let p = process::get(pid);
-    let stopped = || !p.vcore_mapped(v) && p.state() != ProcState::Dying;
-    if !stopped() {
-        return;
-    }
-    pc.parks.fetch_add(1, Ordering::Relaxed);
-    pc.parked.store(true, Ordering::Release);
-    while stopped() {
-        core::hint::spin_loop();
-    }
-    pc.parked.store(false, Ordering::Release);
-    pc.restarted.store(true, Ordering::Release);
+    // Nothing here: the way back to ring 3 (trap.rs) finds the vcore
+    // unmapped (saves its context, parks) or its process dying.
 }
 
 /// A scheduler policy for one process (see the module docs).

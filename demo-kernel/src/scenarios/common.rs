@@ -10,17 +10,17 @@ use event_core::{EventStats, SpamPath};
 use x86_64::instructions::interrupts;
 
 use crate::platform::time;
-use crate::process::heap::Runtime;
 use crate::process::sched;
 use crate::process::{MAX_VCORES, ProcState, Process};
-use crate::user::program::{self as vcore, VcoreProgram};
+use crate::user::UserRt;
+use crate::user::program::{self, ProgramRef};
 
 /// A scenario's verdict in the making: counts for the console, and the
 /// first failed check.
 #[derive(Debug, Default)]
 pub struct Report {
     failure: Option<&'static str>,
-    detail: heapless::String<640>,
+    detail: heapless::String<1280>,
 }
 
 impl Report {
@@ -139,7 +139,9 @@ impl Rng {
 
 /// Which messages of a stream (tagged `0..N` in `ev_arg4`) were handled,
 /// how often, by which vcore, and whether each vcore saw its share in
-/// order. Kernel memory: test bookkeeping, not part of the process.
+/// order. Test bookkeeping: the handlers (ring 3) record into it, so the
+/// tallies live in the image's `.user_data`, which the cooperative
+/// processes map writable; the kernel reads them to judge.
 #[derive(Debug)]
 pub struct Tally<const W: usize> {
     seen: [AtomicU64; W],
@@ -251,10 +253,13 @@ impl<const W: usize> Default for Tally<W> {
 }
 
 /// Tallies for up to 131072 tagged messages each.
+#[unsafe(link_section = ".user_data")]
 pub static TALLY_A: Tally<2048> = Tally::new();
 /// See [`TALLY_A`].
+#[unsafe(link_section = ".user_data")]
 pub static TALLY_B: Tally<2048> = Tally::new();
 /// See [`TALLY_A`].
+#[unsafe(link_section = ".user_data")]
 pub static TALLY_C: Tally<2048> = Tally::new();
 
 /// Resets the three tallies.
@@ -380,7 +385,7 @@ impl ModelSnap {
             starts: r(&c.starts),
             wakeups: r(&c.wakeups),
             waits: r(&c.waits),
-            recovered: r(&c.recovered),
+            recovered: p.recovered(),
         }
     }
 
@@ -397,15 +402,6 @@ impl ModelSnap {
             recovered: self.recovered - b.recovered,
         }
     }
-}
-
-/// The running vcore's process's own object at user address `addr` (for
-/// vcore code that kept a queue's address): its own memory, read through
-/// the same checked translation the kernel uses, so a stale address is
-/// `None`, never a fault.
-pub fn own<T: vcpd_abi::SharedMem>(addr: usize) -> Option<&'static T> {
-    let (p, _) = vcore::current()?;
-    vcpd_abi::UserMemoryExt::user_ref::<T>(p, addr)
 }
 
 /// A handler registered for one scenario; dropping it deregisters it
@@ -431,12 +427,13 @@ impl Drop for Registration {
     }
 }
 
-/// Registers `func` (with `data`) for `ev_type` in `p`'s handler table.
+/// Registers `func` (with `data`) for `ev_type` in `p`'s handler table
+/// (as the process's main thread would; its vcores call it in ring 3).
 #[must_use = "dropping the registration deregisters the handler"]
 pub fn register(
     p: &'static Process,
     ev_type: u16,
-    func: HandlerFn<Runtime>,
+    func: HandlerFn<UserRt>,
     data: usize,
 ) -> Registration {
     Registration {
@@ -446,7 +443,7 @@ pub fn register(
 }
 
 /// Starts a run of `p`: installs `program` and gives it a core per vcore.
-pub fn begin(p: &Process, program: &'static dyn VcoreProgram) {
+pub fn begin(p: &Process, program: ProgramRef) {
     p.set_program(program);
     p.set_finish(false);
     p.grant(MAX_VCORES);
@@ -463,6 +460,6 @@ pub fn end(p: &Process, r: &mut Report) {
         p.state() == ProcState::Waiting && sched::cores_of(p.id()) == 0
     });
     r.check(quiet, "the vcores did not all yield at the end");
-    p.set_program(&vcore::IDLE);
+    p.set_program(&program::IDLE);
     p.set_finish(false);
 }

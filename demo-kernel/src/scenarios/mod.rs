@@ -42,6 +42,8 @@ pub const APP: usize = 0;
 pub const SCP: usize = 1;
 /// Process id of the hostile process.
 pub const HOSTILE: usize = 2;
+/// Process id of scenario 7's first attacker (one process per attack).
+pub const FIRST_ATTACKER: usize = 3;
 
 /// Size of the app's address space (16 MiB).
 const APP_PAGES: usize = 4096;
@@ -206,7 +208,9 @@ pub fn run_all(mode: Mode) -> usize {
 
 /// Prints every process's event counters and process-model counters.
 fn print_counters() {
-    for p in process::all() {
+    // The attackers of scenario 7 are one-shot processes: their verdicts
+    // are in its line.
+    for p in process::all().filter(|p| p.id() < FIRST_ATTACKER) {
         let c = &p.counters;
         let r = |a: &core::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
         println!(
@@ -217,7 +221,8 @@ fn print_counters() {
         println!("{}", p.stats());
         println!(
             "process model: starts {} yields {} (refused {}) waits {} wakeups {} \
-             preemptions {} restarts {} recovered {} | user pages in use {}",
+             preemptions {} restarts {} recovered {} | ring 3: syscalls {} (refused as malformed {}) \
+             upcalls {} contexts saved at preemption {} | user pages in use {}",
             r(&c.starts),
             r(&c.yields),
             r(&c.yields_refused),
@@ -225,7 +230,11 @@ fn print_counters() {
             r(&c.wakeups),
             r(&c.preemptions),
             r(&c.restarts),
-            r(&c.recovered),
+            p.recovered(),
+            r(&c.syscalls),
+            r(&c.bad_syscalls),
+            r(&c.upcalls),
+            r(&c.ctx_saves),
             p.space().used_pages()
         );
     }

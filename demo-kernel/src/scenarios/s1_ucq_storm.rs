@@ -26,8 +26,9 @@ use event_core::send_event;
 use vcpd_abi::{EV_EVENT, EventMsg, EventQueueBig, EvqFlags};
 
 use super::common::{self, PerVcore, Report, Snap, TALLY_A, wait_until};
-use crate::process::{Recv, Rx};
 use crate::user::program::{Step, VcoreProgram};
+use crate::user::runtime::own;
+use crate::user::{Recv, Rx};
 
 /// Messages sent.
 const N: u64 = 100_000;
@@ -38,14 +39,17 @@ const T_STORM: u16 = 30;
 /// The sender pauses while this many messages are unhandled.
 const WINDOW: u64 = 16_384;
 
-/// User address of the storm queue.
+/// User address of the storm queue (the process's code reads it: in
+/// `.user_data`).
+#[unsafe(link_section = ".user_data")]
 static QUEUE: AtomicUsize = AtomicUsize::new(0);
 
+/// Ring 3: the queue.
 fn queue() -> Option<&'static EventQueueBig> {
-    common::own(QUEUE.load(Ordering::Acquire))
+    own(QUEUE.load(Ordering::Acquire))
 }
 
-/// Drains the queue whenever it is non-empty.
+/// Ring 3: drains the queue whenever it is non-empty.
 struct Storm;
 
 impl VcoreProgram for Storm {
@@ -60,15 +64,17 @@ impl VcoreProgram for Storm {
     }
 }
 
-static STORM: Storm = Storm;
+static STORM: &dyn VcoreProgram = &Storm;
 
+/// Ring 3 (a handler).
 fn on_storm(_: &Recv<'_>, v: VcoreId, msg: &vcpd_abi::EventMsg, _: usize) {
     let v = v.get();
     TALLY_A.record(v, msg.ev_arg4);
 }
 
-/// After an indirection for the storm queue: point the queue at the next
-/// vcore, so the next indirection (and its IPI) goes there.
+/// Ring 3 (a handler). After an indirection for the storm queue: point the
+/// queue at the next vcore, so the next indirection (and its IPI) goes
+/// there.
 fn rotate(_: &Recv<'_>, v: VcoreId, msg: &vcpd_abi::EventMsg, nr_vcores: usize) {
     let v = v.get();
     if msg.ev_arg3 == QUEUE.load(Ordering::Relaxed) {

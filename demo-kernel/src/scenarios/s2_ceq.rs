@@ -25,8 +25,9 @@ use event_core::send_event;
 use vcpd_abi::{CeqEvent, CeqOp, EventMbox, EventMsg, EventQueue, EventQueueBig, EvqFlags};
 
 use super::common::{self, Report, Rng, Snap, wait_until};
-use crate::process::Rx;
-use crate::user::program::{self as vcore, Step, VcoreProgram};
+use crate::user::Rx;
+use crate::user::program::{Step, VcoreProgram};
+use crate::user::runtime::{self, own};
 
 const MESSAGES: u64 = 30_000;
 /// Values sent in short mode (still enough to overflow the 4-slot ring).
@@ -36,23 +37,23 @@ const QUEUES: usize = 3;
 /// (operation, ring size) of each queue.
 const SHAPES: [(CeqOp, usize); QUEUES] = [(CeqOp::Add, 64), (CeqOp::Or, 64), (CeqOp::Add, 4)];
 
+// Written or read by the process's code: in `.user_data`.
+#[unsafe(link_section = ".user_data")]
 static QUEUE: [AtomicUsize; QUEUES] = [const { AtomicUsize::new(0) }; QUEUES];
+#[unsafe(link_section = ".user_data")]
 static RECEIVED: [[AtomicU64; EVENTS]; QUEUES] =
     [const { [const { AtomicU64::new(0) }; EVENTS] }; QUEUES];
 
-/// The queues' `ev_handler`: drain the CEQ, add up the values.
+/// Ring 3: the queues' `ev_handler`: drain the CEQ, add up the values.
 extern "C" fn ceq_sink(ev_q: &EventQueue) {
-    let Some((p, _)) = vcore::current() else {
-        return;
-    };
     let qi = ev_q.ev_udata.load(Ordering::Relaxed);
-    let Some(mbox) = common::own::<EventMbox>(ev_q.ev_mbox.load(Ordering::Acquire)) else {
+    let Some(mbox) = own::<EventMbox>(ev_q.ev_mbox.load(Ordering::Acquire)) else {
         return;
     };
     if qi >= QUEUES {
         return;
     }
-    let rx = p.receiver();
+    let rx = runtime::rx();
     while let Some(m) = rx.extract_one(mbox) {
         let Some(slot) = RECEIVED[qi].get(usize::from(m.ev_type)) else {
             continue;
@@ -66,14 +67,14 @@ extern "C" fn ceq_sink(ev_q: &EventQueue) {
     }
 }
 
-/// Drains any queue that is not empty.
+/// Ring 3: drains any queue that is not empty.
 struct Drain;
 
 impl VcoreProgram for Drain {
     fn step(&self, rx: &Rx, v: u32) -> Step {
         let mut busy = false;
         for q in &QUEUE {
-            if let Some(q) = common::own::<EventQueueBig>(q.load(Ordering::Acquire)) {
+            if let Some(q) = own::<EventQueueBig>(q.load(Ordering::Acquire)) {
                 if !rx.mbox_is_empty(&q.ev_imbox) {
                     rx.handle_event_q(vc(v), &q.evq);
                     busy = true;
@@ -84,7 +85,7 @@ impl VcoreProgram for Drain {
     }
 }
 
-static DRAIN: Drain = Drain;
+static DRAIN: &dyn VcoreProgram = &Drain;
 
 /// Runs the scenario.
 pub(super) fn run(r: &mut Report) {

@@ -27,26 +27,29 @@ use vcpd_abi::{EventMbox, EventMsg, EventQueue, EventQueueBig, EvqFlags, MAX_NR_
 
 use super::common::{self, ModelSnap, Report, Rng, Snap, wait_until};
 use crate::process::{self, Kind, Process, Spec};
-use crate::user::program::{self as vcore, YIELD_WHEN_IDLE};
+use crate::user::program::{IDLE, YIELD_WHEN_IDLE};
+use crate::user::runtime::{self, own};
 
 const ALL_TYPES: u64 = (1 << MAX_NR_EVENT) - 1;
 
+// Written by the process's code (the MCP's and the SCP's): in `.user_data`.
 /// Types seen this round (bit per type).
+#[unsafe(link_section = ".user_data")]
 static SEEN: AtomicU64 = AtomicU64::new(0);
 /// Types received, all rounds.
+#[unsafe(link_section = ".user_data")]
 static RECEIVED: AtomicU64 = AtomicU64::new(0);
 /// A type received twice in one round.
+#[unsafe(link_section = ".user_data")]
 static REPEATS: AtomicU64 = AtomicU64::new(0);
 static QUEUE: AtomicUsize = AtomicUsize::new(0);
 
+/// Ring 3: the queue's `ev_handler`.
 extern "C" fn bitmap_sink(ev_q: &EventQueue) {
-    let Some((p, _)) = vcore::current() else {
+    let Some(mbox) = own::<EventMbox>(ev_q.ev_mbox.load(Ordering::Acquire)) else {
         return;
     };
-    let Some(mbox) = common::own::<EventMbox>(ev_q.ev_mbox.load(Ordering::Acquire)) else {
-        return;
-    };
-    let rx = p.receiver();
+    let rx = runtime::rx();
     while let Some(m) = rx.extract_one(mbox) {
         let bit = 1u64 << (m.ev_type % 64);
         RECEIVED.fetch_add(1, Ordering::Relaxed);
@@ -93,7 +96,7 @@ pub(super) fn run(r: &mut Report) {
     let mcp_rounds = super::scaled(100, 20) as u32;
     let scp_rounds = super::scaled(50, 10) as u32;
 
-    common::begin(app, &vcore::IDLE);
+    common::begin(app, &IDLE);
     let mcp = rounds(
         app,
         EvqFlags::IPI | EvqFlags::INDIR | EvqFlags::SPAM_INDIR,

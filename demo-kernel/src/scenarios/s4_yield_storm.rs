@@ -33,9 +33,10 @@ use event_core::{SpamPath, send_event};
 use vcpd_abi::{EventMsg, EventQueue, EventQueueBig, EvqFlags};
 
 use super::common::{self, ModelSnap, Pacer, Report, Rng, Snap, TALLY_A, TALLY_B, wait_until};
+use crate::process::MAX_VCORES;
 use crate::process::sched::{self, Chaos};
-use crate::process::{MAX_VCORES, Recv, Rx};
 use crate::user::program::{Step, VcoreProgram};
+use crate::user::{Recv, Rx};
 
 /// At least this many messages per stream...
 const N: u64 = 20_000;
@@ -51,9 +52,10 @@ const CAP: u64 = 120_000;
 const T_SPAM: u16 = 31;
 const T_INDIR: u16 = 32;
 
-/// Yields at random.
+/// Ring 3: yields at random.
 struct Storm;
 
+#[unsafe(link_section = ".user_data")]
 static STORM_RNG: AtomicU64 = AtomicU64::new(0x1234_5678);
 
 impl VcoreProgram for Storm {
@@ -68,7 +70,7 @@ impl VcoreProgram for Storm {
     }
 }
 
-static STORM: Storm = Storm;
+static STORM: &dyn VcoreProgram = &Storm;
 
 fn on_spam(_: &Recv<'_>, v: VcoreId, msg: &EventMsg, _: usize) {
     let v = v.get();

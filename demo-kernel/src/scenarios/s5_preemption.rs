@@ -23,6 +23,11 @@
 //!   recovering) belongs to that set. Ignoring MUST_RUN would put these
 //!   messages into the suggested, preempted vcore's mailbox: a failure.
 //!
+//! Each preemption saves the vcore's ring-3 context in its VCPD's
+//! preemption slot (`vcore_ctx`) before its core parks; the recovering
+//! vcores read it there (counted, with how many were ring-3 contexts in the
+//! image's text), and the restart resumes it.
+//!
 //! **Phase B.** Four times, the whole process is bulk-preempted
 //! (RUNNABLE_M, every core parked) and 250 messages of stream A are sent:
 //! none can be handled (checked: the count does not move), each waits in
@@ -44,8 +49,9 @@ use super::common::{
     self, ModelSnap, Pacer, Report, Rng, Snap, TALLY_A, TALLY_B, TALLY_C, wait_until,
 };
 use crate::platform::time;
+use crate::process::VcoreList;
 use crate::process::sched::{self, Chaos};
-use crate::process::{Recv, VcoreList};
+use crate::user::Recv;
 use crate::user::program as vcore;
 
 /// Phase A: at least this many messages per stream...
@@ -67,9 +73,12 @@ const T_SPAM: u16 = 33;
 const T_INDIR: u16 = 34;
 const T_MUST: u16 = 35;
 
+#[unsafe(link_section = ".user_data")]
 static MUST_VIOLATIONS: AtomicU64 = AtomicU64::new(0);
+#[unsafe(link_section = ".user_data")]
 static MUST_RECOVERED: AtomicU64 = AtomicU64::new(0);
 
+/// Ring 3 (the handlers).
 fn on_spam(_: &Recv<'_>, v: VcoreId, msg: &EventMsg, _: usize) {
     let v = v.get();
     TALLY_A.record(v, msg.ev_arg4);
@@ -138,6 +147,15 @@ pub(super) fn run(r: &mut Report) {
 
     let before = Snap::take(p.stats());
     let model_before = ModelSnap::take(p);
+    let ctx = || {
+        p.tls_blocks().iter().fold((0, 0), |(a, b), t| {
+            (
+                a + t.ctx_reads.load(Ordering::Relaxed),
+                b + t.ctx_ring3.load(Ordering::Relaxed),
+            )
+        })
+    };
+    let ctx_before = ctx();
     let seed = 0x9ee3;
     let mut rng = Rng::new(seed);
     let mut send_errors = 0u64;
@@ -196,6 +214,8 @@ pub(super) fn run(r: &mut Report) {
         TALLY_A.unique() >= sent && TALLY_B.unique() >= sent && TALLY_C.unique() >= must_sent
     });
     let model_a = ModelSnap::take(p).since(model_before);
+    let (ctx_reads, ctx_ring3) = (ctx().0 - ctx_before.0, ctx().1 - ctx_before.1);
+    let saves = p.counters.ctx_saves.load(Ordering::Relaxed);
 
     // Phase B.
     let mut frozen_ok = true;
@@ -237,7 +257,9 @@ pub(super) fn run(r: &mut Report) {
         r,
         "phase A ({storm_ms} ms): {sent} SPAM_PUBLIC, {sent} UCQ payloads, {must_sent} MUST_RUN \
          ({must_to_preempted} suggesting a preempted vcore) while {} vcore preemptions and {} restarts; {} messages \
-         recovered from preempted vcores' mailboxes; MUST_RUN on a running vcore {}/{} \
+         recovered from preempted vcores' mailboxes; saved contexts (vcore_ctx) read by recovery \
+         {ctx_reads}, ring 3 in the image text {ctx_ring3} (contexts saved so far {saves}); \
+         MUST_RUN on a running vcore {}/{} \
          (violations {}); phase B: {ROUNDS_B} whole-process preemptions, {} messages held and \
          delivered after restart; SPAM_PUBLIC {} of {total_a} received ({} extra copies), UCQ \
          {} exactly once (duplicates {}); spam paths: chosen {} online {} bulk {} fallback {}",
@@ -277,6 +299,10 @@ pub(super) fn run(r: &mut Report) {
         "no message was recovered from a preempted vcore",
     );
     r.check(parked_ok, "a preempted core did not park");
+    r.check(
+        ctx_reads == ctx_ring3 && (ctx_reads > 0 || n_vc == 1),
+        "recovery found no saved ring-3 context in vcore_ctx",
+    );
     r.check(
         frozen_ok,
         "phase B: a message was handled while every vcore was preempted, or not after restart",

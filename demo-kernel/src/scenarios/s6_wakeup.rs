@@ -28,13 +28,15 @@ use vcpd_abi::{EventMsg, EventQueue, EventQueueBig, EvqFlags};
 
 use super::common::{self, ModelSnap, Report, Snap, TALLY_A, wait_until};
 use crate::process::sched;
-use crate::process::{NONE, ProcState, Recv, VcoreList};
+use crate::process::{NONE, ProcState, VcoreList};
+use crate::user::Recv;
 use crate::user::program::YIELD_WHEN_IDLE;
 
 const ROUNDS: u64 = 40;
 const T_WAKE: u16 = 36;
 
-/// The vcore that handled the last message.
+/// The vcore that handled the last message (written in ring 3).
+#[unsafe(link_section = ".user_data")]
 static HANDLED_BY: AtomicU32 = AtomicU32::new(NONE);
 
 fn on_wake(_: &Recv<'_>, v: VcoreId, msg: &EventMsg, _: usize) {

@@ -27,28 +27,31 @@
 //! unchanged. The kernel's warnings are counted rather than printed
 //! (klog's quiet mode): thousands, by design.
 
-use crate::process::vc;
 use core::fmt::Write;
-use core::sync::atomic::{AtomicI32, AtomicU8, AtomicU64, Ordering};
-use event_core::VcoreId;
-use vcpd_abi::UserAddr;
+use core::sync::atomic::{AtomicI32, AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 use event_core::recv::setup::{self, MboxKind};
-use event_core::{DropKind, post_vcore_event, send_event, send_kernel_event, send_posix_signal};
+use event_core::{
+    DropKind, VcoreId, post_vcore_event, send_event, send_kernel_event, send_posix_signal,
+};
 use heapless::Vec;
 use spin::Once;
 use vcpd_abi::procdata::{kernel_evt_offset, vcpd_offset};
+use vcpd_abi::vcpd::ROS_HW_CTX;
 use vcpd_abi::{
-    CeqEvent, CeqOp, EventMsg, EventQueue, EventQueueBig, EvqFlags, MAX_NR_EVENT, ProcData,
-    UserMemoryExt, Vcpd,
+    CeqEvent, CeqOp, EventMsg, EventQueue, EventQueueBig, EvqFlags, HwTrapframe, MAX_NR_EVENT,
+    ProcData, SharedEventMsg, SharedMem, Trapframe, UserAddr, UserMemoryExt, Vcpd,
 };
 
 use super::common::{self, ModelSnap, Pacer, Report, Rng, wait_until};
-use crate::platform::klog;
 use crate::platform::user_region::PAGE_SIZE;
+use crate::platform::{klog, qemu};
 use crate::process::sched::{self, Chaos};
-use crate::process::{self, Kind, Process, Rx, Spec};
+use crate::process::{self, Death, Kind, MAX_VCORES, ProcState, Process, Spec, fault, vc};
+use crate::user::Rx;
+use crate::user::abi::nr;
 use crate::user::program::{Step, VcoreProgram};
+use crate::user::{runtime, syscall};
 
 /// At least this many hostile sends...
 const ROUNDS: u64 = 6000;
@@ -61,6 +64,8 @@ const MAX_MS: u64 = 30_000;
 const ROUNDS_SHORT: u64 = 1000;
 const MIN_MS_SHORT: u64 = 300;
 const PAGES: usize = 1024;
+/// Pages of each attacker process.
+const ATTACKER_PAGES: usize = 128;
 const GUARD_BYTE: u8 = 0xa5;
 const CANARY: u64 = 0x5afe_c0de_5afe_c0de;
 
@@ -73,11 +78,11 @@ static TARGETS: Once<Vec<(usize, usize), 32>> = Once::new();
 /// Interesting values for garbage: guard pages, kernel canary, app
 /// procdata, the hostile space's bounds.
 static HINTS: Once<[usize; 6]> = Once::new();
-static VCORE_RNG: AtomicU64 = AtomicU64::new(0xbad_5eed);
 
-/// A value chosen to hurt.
-fn garbage(rng: &mut Rng) -> u64 {
-    let [guard_lo, guard_hi, kernel, app_pd, start, end] = *HINTS.get().expect("set up");
+/// A value chosen to hurt, from the hints `[guard below, guard above,
+/// kernel canary, app procdata, space start, space end]`.
+fn garbage(rng: &mut Rng, hints: [usize; 6]) -> u64 {
+    let [guard_lo, guard_hi, kernel, app_pd, start, end] = hints;
     let pick =
         |rng: &mut Rng, base: usize, len: usize| (base + rng.below(len as u64) as usize) as u64;
     match rng.below(12) {
@@ -99,45 +104,184 @@ fn garbage(rng: &mut Rng) -> u64 {
     }
 }
 
-/// Writes one garbage value somewhere in the process's shared structures,
-/// as the process (its own memory, through the checked translation).
-fn scribble(p: &Process, rng: &mut Rng) {
-    let targets = TARGETS.get().expect("set up");
+/// Where one garbage value goes: an address in one of `targets` and a
+/// width (1, 4 or 8 bytes, aligned).
+fn spot(rng: &mut Rng, targets: &[(usize, usize)]) -> (usize, u32) {
     let (base, len) = targets[rng.below(targets.len() as u64) as usize];
     let off = rng.below(len as u64) as usize;
-    let value = garbage(rng);
     match rng.below(4) {
-        0 => {
-            if let Some(b) = p.user_ref::<AtomicU8>(base + off) {
+        0 => (base + off, 1),
+        1 => ((base + off) & !3, 4),
+        _ => ((base + off) & !7, 8),
+    }
+}
+
+/// Writes `value` (`width` bytes) at `addr`, if `at` finds the address.
+fn write_garbage(
+    addr: usize,
+    width: u32,
+    value: u64,
+    at8: impl Fn(usize) -> Option<&'static AtomicU8>,
+    at32: impl Fn(usize) -> Option<&'static AtomicI32>,
+    at64: impl Fn(usize) -> Option<&'static AtomicU64>,
+) {
+    match width {
+        1 => {
+            if let Some(b) = at8(addr) {
                 b.store(value as u8, Ordering::Relaxed);
             }
         }
-        1 => {
-            if let Some(w) = p.user_ref::<AtomicI32>((base + off) & !3) {
+        4 => {
+            if let Some(w) = at32(addr) {
                 w.store(value as i32, Ordering::Relaxed);
             }
         }
         _ => {
-            if let Some(w) = p.user_ref::<AtomicU64>((base + off) & !7) {
+            if let Some(w) = at64(addr) {
                 w.store(value, Ordering::Relaxed);
             }
         }
     }
 }
 
-/// The hostile vcores: scribble, sometimes yield, never receive.
+/// The kernel CPU writes one garbage value somewhere in the process's
+/// shared structures (through the checked translation).
+fn scribble(p: &'static Process, rng: &mut Rng) {
+    let targets = TARGETS.get().expect("set up");
+    let hints = *HINTS.get().expect("set up");
+    let (addr, width) = spot(rng, targets);
+    let value = garbage(rng, hints);
+    write_garbage(
+        addr,
+        width,
+        value,
+        |a| p.user_ref(a),
+        |a| p.user_ref(a),
+        |a| p.user_ref(a),
+    );
+}
+
+/// The hostile process's instructions, in its own memory: the kernel's
+/// scenario code writes them (as its main thread would), its vcores read
+/// them in ring 3, and write back what their malformed calls got.
+#[repr(C)]
+struct Orders {
+    /// [`SCRIBBLE`], or the attack to make.
+    attack: AtomicU32,
+    n_targets: AtomicUsize,
+    targets: [[AtomicUsize; 2]; 32],
+    hints: [AtomicUsize; 6],
+    /// Addresses the attacks use: a kernel static, a kernel function that
+    /// starts with a privileged instruction, the app's procdata, the SCP's.
+    kernel_data: AtomicUsize,
+    kernel_fn: AtomicUsize,
+    app_page: AtomicUsize,
+    scp_page: AtomicUsize,
+    /// A message in the process's own memory, for `SEND_EVENT`.
+    msg: SharedEventMsg,
+    /// Malformed system calls made, and how many the kernel refused.
+    bad_calls: AtomicU64,
+    refused: AtomicU64,
+    /// Set if an attack did not fault (it must).
+    survived: AtomicU32,
+}
+
+// SAFETY: a `repr(C)` struct of atomics (and `SharedEventMsg`, itself
+// `SharedMem`): any bytes are valid, shared references stay sound.
+unsafe impl SharedMem for Orders {}
+
+/// [`Orders::attack`]: no attack yet; scribble.
+const SCRIBBLE: u32 = 0;
+/// The attack that ends the hostile process.
+const WRITE_KERNEL: u32 = 1;
+
+/// The attacks, each with the fault vector it must cause (0: it exits).
+const ATTACKS: [(u32, &str, u8); 12] = [
+    (WRITE_KERNEL, "write kernel data", 14),
+    (2, "read kernel data", 14),
+    (3, "write the app's procdata", 14),
+    (4, "read the SCP's procdata", 14),
+    (5, "write its own guard page", 14),
+    (6, "write kernel text", 14),
+    (7, "jump into kernel data", 14),
+    (8, "jump into a kernel function", 13),
+    (9, "mov to CR3", 13),
+    (10, "int $0x50", 13),
+    (11, "resume a forged ring-0 context", 13),
+    (12, "malformed calls, then EXIT", 0),
+];
+
+/// Ring 3: the hostile process's orders.
+fn orders() -> Option<&'static Orders> {
+    runtime::own::<Orders>(runtime::proc_block().arg.load(Ordering::Relaxed))
+}
+
+/// Ring 3: a malformed system call (one the kernel must refuse); counted in
+/// the orders.
+fn malformed_call(o: &Orders, rng: &mut Rng, hints: [usize; 6]) {
+    let msg = core::ptr::from_ref(&o.msg).expose_provenance() as u64;
+    let kernel = o.kernel_data.load(Ordering::Relaxed) as u64;
+    let r = match rng.below(6) {
+        0 => syscall::raw(100 + rng.below(1 << 20), rng.bits(), rng.bits(), rng.bits()),
+        // The message elsewhere than its memory: a kernel static, another
+        // process's procdata, garbage.
+        1 => syscall::raw(nr::SEND_EVENT, rng.bits(), kernel, 0),
+        2 => syscall::raw(nr::SEND_EVENT, rng.bits(), hints[3] as u64, 0),
+        // Its message to a queue of another process, or a vcore id out of
+        // range.
+        3 => {
+            let vcoreid = if rng.below(2) == 0 { 1 << 32 } else { 64 };
+            syscall::raw(nr::SEND_EVENT, hints[3] as u64, msg, vcoreid)
+        }
+        // Free a kernel page, or its own pinned procdata.
+        4 => {
+            let page = if rng.below(2) == 0 {
+                kernel & !0xfff
+            } else {
+                runtime::proc_block().procdata.load(Ordering::Relaxed) as u64
+            };
+            syscall::raw(nr::PAGE_FREE, page, 0, 0)
+        }
+        _ => syscall::raw(nr::WAKE_VCORE, 64 + rng.below(1 << 20), 0, 0),
+    };
+    o.bad_calls.fetch_add(1, Ordering::Relaxed);
+    let refused = crate::user::abi::Errno::decode(r).is_some();
+    o.refused.fetch_add(u64::from(refused), Ordering::Relaxed);
+}
+
+/// Ring 3: the hostile vcores: scribble, make malformed calls, sometimes
+/// yield, never receive; attack when the orders say so.
 struct Hostile;
 
 impl VcoreProgram for Hostile {
-    fn step(&self, _: &Rx, v: u32) -> Step {
-        let Some((p, _)) = crate::user::program::current() else {
+    fn step(&self, _: &Rx, _: u32) -> Step {
+        let Some(o) = orders() else {
             return Step::Idle;
         };
-        let seed = VCORE_RNG.fetch_add(0x9e37_79b9 + u64::from(v), Ordering::Relaxed);
-        let mut rng = Rng::new(seed);
-        for _ in 0..1 + rng.below(3) {
-            scribble(p, &mut rng);
+        let attack = o.attack.load(Ordering::Acquire);
+        if attack != SCRIBBLE {
+            self::attack(o, attack);
         }
+        let tls = runtime::tls();
+        let mut rng = Rng::new(tls.rng.load(Ordering::Relaxed) ^ runtime::rdtsc());
+        let hints = o.hints.each_ref().map(|h| h.load(Ordering::Relaxed));
+        let n = o.n_targets.load(Ordering::Relaxed).min(o.targets.len());
+        let mut targets = Vec::<(usize, usize), 32>::new();
+        for t in &o.targets[..n] {
+            let _ = targets.push((t[0].load(Ordering::Relaxed), t[1].load(Ordering::Relaxed)));
+        }
+        for _ in 0..1 + rng.below(3) {
+            if targets.is_empty() {
+                break;
+            }
+            let (addr, width) = spot(&mut rng, &targets);
+            let value = garbage(&mut rng, hints);
+            write_garbage(addr, width, value, runtime::own, runtime::own, runtime::own);
+        }
+        if rng.below(4) == 0 {
+            malformed_call(o, &mut rng, hints);
+        }
+        tls.rng.store(rng.bits(), Ordering::Relaxed);
         if rng.below(20) == 0 {
             Step::Yield
         } else {
@@ -146,7 +290,99 @@ impl VcoreProgram for Hostile {
     }
 }
 
-static HOSTILE: Hostile = Hostile;
+static HOSTILE: &dyn VcoreProgram = &Hostile;
+
+/// Ring 3: makes attack `k`. Each one faults (or, the last, exits): if it
+/// ever goes on, that is recorded and the process exits.
+fn attack(o: &Orders, k: u32) -> ! {
+    let kernel_data = o.kernel_data.load(Ordering::Relaxed);
+    let kernel_fn = o.kernel_fn.load(Ordering::Relaxed);
+    let at = |a: usize| core::ptr::with_exposed_provenance_mut::<u64>(a);
+    // SAFETY (every `unsafe` below): not sound, on purpose: each access or
+    // jump faults in ring 3 before it has any effect (the page is
+    // supervisor-only or not mapped, the instruction privileged), and the
+    // kernel kills this process. That is what the scenario checks.
+    match k {
+        WRITE_KERNEL => unsafe { at(kernel_data).write_volatile(0xbad) },
+        2 => {
+            // SAFETY: see above.
+            let _ = unsafe { at(kernel_data).read_volatile() };
+        }
+        // SAFETY: see above.
+        3 => unsafe { at(o.app_page.load(Ordering::Relaxed)).write_volatile(0xbad) },
+        4 => {
+            // SAFETY: see above.
+            let _ = unsafe { at(o.scp_page.load(Ordering::Relaxed)).read_volatile() };
+        }
+        // SAFETY: see above.
+        5 => unsafe { at(o.hints[1].load(Ordering::Relaxed)).write_volatile(0xbad) },
+        // SAFETY: see above.
+        6 => unsafe { at(kernel_fn).write_volatile(0xbad) },
+        7 => {
+            // SAFETY: see above.
+            let f = unsafe { core::mem::transmute::<usize, extern "C" fn()>(kernel_data) };
+            f();
+        }
+        8 => {
+            // SAFETY: see above.
+            let f = unsafe { core::mem::transmute::<usize, extern "C" fn()>(kernel_fn) };
+            f();
+        }
+        // SAFETY: see above.
+        9 => unsafe {
+            core::arch::asm!("mov %rax, %cr3", in("rax") 0u64, options(att_syntax, nostack));
+        },
+        // SAFETY: see above.
+        10 => unsafe { core::arch::asm!("int $0x50", options(att_syntax, nostack)) },
+        11 => {
+            // A context claiming ring 0 (CS 0x08), I/O privilege (IOPL 3)
+            // and interrupts off, for the kernel's POP_UTHREAD to resume:
+            // it must come back as ring 3 with IOPL 0, and its first
+            // instruction (the `cli` of the kernel's `halt_forever`) fault.
+            let vcpd: &Vcpd = runtime::vcpd(runtime::vcore_id());
+            let sp: u64;
+            // SAFETY: only reads the stack pointer.
+            unsafe { core::arch::asm!("mov %rsp, {}", out(reg) sp, options(att_syntax, nostack)) };
+            let hw = HwTrapframe {
+                rip: kernel_fn as u64,
+                cs: 0x08,
+                ss: 0x10,
+                rflags: 0x3002,
+                rsp: sp & !0xf,
+                ..HwTrapframe::default()
+            };
+            vcpd.uthread_ctx.tf.write(Trapframe::from_hw(hw));
+            vcpd.uthread_ctx
+                .ctx_type
+                .store(ROS_HW_CTX, Ordering::Release);
+            syscall::raw(nr::POP_UTHREAD, 0, 0, 0);
+        }
+        12 => {
+            let hints = o.hints.each_ref().map(|h| h.load(Ordering::Relaxed));
+            let mut rng = Rng::new(0x3a1c_a11 ^ runtime::rdtsc());
+            for _ in 0..64 {
+                malformed_call(o, &mut rng, hints);
+            }
+            syscall::exit();
+        }
+        _ => {}
+    }
+    o.survived.store(k, Ordering::Release);
+    syscall::exit()
+}
+
+/// The address a page-fault attack must name.
+fn expected_addr(o: &Orders, k: u32) -> Option<u64> {
+    let r = |a: &AtomicUsize| a.load(Ordering::Relaxed) as u64;
+    Some(match k {
+        1 | 2 | 7 => r(&o.kernel_data),
+        3 => r(&o.app_page),
+        4 => r(&o.scp_page),
+        5 => r(&o.hints[1]),
+        6 => r(&o.kernel_fn),
+        _ => return None,
+    })
+}
 
 /// Sets the process's queues up (well-formed, before it turns hostile);
 /// the queue addresses.
@@ -175,7 +411,7 @@ fn set_up(p: &'static Process) -> Option<[usize; 4]> {
         addr(&bitmap.evq),
         addr(slim),
     ];
-    let rx = p.receiver();
+    let rx = p.setup_receiver();
     for t in 0..MAX_NR_EVENT as u16 {
         rx.enable_kevent(t, UserAddr::new(qs[usize::from(t) % qs.len()]))
             .ok()?;
@@ -234,6 +470,92 @@ fn guard_bytes(addr: usize) -> &'static [AtomicU8] {
     }
 }
 
+/// Fills a hostile process's orders (in its memory) and points its
+/// process block at them; the orders.
+fn give_orders(p: &'static Process, attack: u32) -> Option<&'static Orders> {
+    let o = p.runtime().alloc::<Orders>()?;
+    let space = p.space().range();
+    let guards = p.guard_pages();
+    let hints = [
+        guards[0],
+        guards[1],
+        KERNEL_CANARY.as_ptr().expose_provenance(),
+        super::app().procdata_addr(),
+        space.start,
+        space.end,
+    ];
+    let r = Ordering::Relaxed;
+    for (h, v) in o.hints.iter().zip(hints) {
+        h.store(v, r);
+    }
+    if let Some(targets) = TARGETS.get().filter(|_| p.id() == super::HOSTILE) {
+        for (t, &(addr, len)) in o.targets.iter().zip(targets) {
+            t[0].store(addr, r);
+            t[1].store(len, r);
+        }
+        o.n_targets.store(targets.len().min(o.targets.len()), r);
+    }
+    o.kernel_data
+        .store(KERNEL_CANARY.as_ptr().expose_provenance(), r);
+    o.kernel_fn
+        .store(qemu::halt_forever as *const () as usize, r);
+    o.app_page.store(super::app().procdata_addr(), r);
+    o.scp_page.store(
+        process::all()
+            .find(|q| q.id() == super::SCP)
+            .map_or(0, Process::procdata_addr),
+        r,
+    );
+    o.msg.write(&EventMsg::new(1));
+    o.attack.store(attack, Ordering::Release);
+    p.block().arg.store(
+        core::ptr::from_ref(o).expose_provenance(),
+        Ordering::Release,
+    );
+    Some(o)
+}
+
+/// Whether `p` died as attack `k` must make it: of its fault (the vector,
+/// and for a page fault the address), or by exiting with every malformed
+/// call refused.
+fn died_as_expected(p: &Process, o: &Orders, k: u32, vector: u8) -> bool {
+    match p.death() {
+        Some(Death::Fault {
+            vector: v, addr, ..
+        }) => v == vector && expected_addr(o, k).is_none_or(|a| a == addr),
+        Some(Death::Exit) => {
+            vector == 0
+                && o.bad_calls.load(Ordering::Relaxed) > 0
+                && o.refused.load(Ordering::Relaxed) == o.bad_calls.load(Ordering::Relaxed)
+        }
+        _ => false,
+    }
+}
+
+/// Runs attack `k` (with the vector it must cause) in a fresh hostile
+/// process, and waits until it is dead and its core free; how it died.
+fn run_attacker(pid: usize, name: &'static str, k: u32, vector: u8) -> (bool, Option<Death>) {
+    let p = process::create(
+        pid,
+        Spec {
+            name,
+            kind: Kind::Hostile,
+            mcp: false,
+            vcores: 1,
+            pages: ATTACKER_PAGES,
+            guarded: true,
+        },
+    );
+    let Some(o) = give_orders(p, k) else {
+        return (false, None);
+    };
+    common::begin(p, &HOSTILE);
+    let dead = wait_until(2_000, || {
+        p.state() == ProcState::Dying && sched::cores_of(p.id()) == 0
+    });
+    (dead && died_as_expected(p, o, k, vector), p.death())
+}
+
 /// Runs the scenario.
 pub(super) fn run(r: &mut Report) {
     let n = super::app().nr_vcores();
@@ -251,7 +573,7 @@ pub(super) fn run(r: &mut Report) {
     let app = super::app();
     let space = p.space().range();
     let guards = p.guard_pages();
-    HINTS.call_once(|| {
+    let hints = *HINTS.call_once(|| {
         [
             guards[0],
             guards[1],
@@ -264,12 +586,19 @@ pub(super) fn run(r: &mut Report) {
     let Some(qs) = set_up(p) else {
         return r.check(false, "queue set-up failed");
     };
+    let Some(orders) = give_orders(p, SCRIBBLE) else {
+        return r.check(false, "out of process memory");
+    };
     for g in guards {
         for b in guard_bytes(g) {
             b.store(GUARD_BYTE, Ordering::Relaxed);
         }
     }
     let app_sum = checksum(app, app.procdata_addr(), size_of::<ProcData>());
+    let text = qemu::halt_forever as *const () as usize as *const u64;
+    // SAFETY: kernel text, mapped readable in the kernel's tables; read
+    // volatile so the comparison at the end reads it again.
+    let text_before = unsafe { text.read_volatile() };
 
     let seed = 0x0bad_cafe_u64;
     let mut rng = Rng::new(seed);
@@ -308,7 +637,7 @@ pub(super) fn run(r: &mut Report) {
             },
             ev_arg1: rng.bits() as u16,
             ev_arg2: rng.bits() as u32,
-            ev_arg3: garbage(&mut rng) as usize,
+            ev_arg3: garbage(&mut rng, hints) as usize,
             ev_arg4: rng.bits(),
         };
         // The kernel's suggestion is a `VcoreId` (below MAX_NUM_VCORES by
@@ -324,7 +653,7 @@ pub(super) fn run(r: &mut Report) {
                 // then), written into a queue the kernel then uses; or a
                 // garbage queue pointer.
                 let q = if rng.below(5) == 0 {
-                    garbage(&mut rng) as usize
+                    garbage(&mut rng, hints) as usize
                 } else {
                     let q = qs[rng.below(4) as usize];
                     let mut flags = (combos % 1024) as i32;
@@ -353,7 +682,15 @@ pub(super) fn run(r: &mut Report) {
         returned += 1;
     }
     sched::clear_chaos();
-    p.destroy();
+    let sends_ms = pacer.elapsed_ms();
+    let bad_calls = orders.bad_calls.load(Ordering::Relaxed);
+    let refused = orders.refused.load(Ordering::Relaxed);
+    let survived_phase1 = p.state() != ProcState::Dying;
+    // The end: its vcores write kernel memory. Every vcore on a core again
+    // (some yielded), so one of them attacks at once.
+    orders.attack.store(WRITE_KERNEL, Ordering::Release);
+    p.grant(MAX_VCORES);
+    let killed = wait_until(2_000, || p.state() == ProcState::Dying);
     let dying_before = stats.drops(DropKind::Dying);
     for _ in 0..20 {
         let _ = send_event(p, UserAddr::new(qs[0]), &EventMsg::new(1), VcoreId::ZERO);
@@ -362,6 +699,28 @@ pub(super) fn run(r: &mut Report) {
     let released = wait_until(2_000, || sched::cores_of(p.id()) == 0);
     let muted = klog::set_quiet(false);
     let m = ModelSnap::take(p).since(model_before);
+    let hostile_ok = killed && died_as_expected(p, orders, WRITE_KERNEL, 14);
+
+    // Every other attack, in a fresh hostile process each.
+    let mut attacks_ok = 0;
+    let mut faults = [0u32; 2]; // #PF, #GP
+    let mut failed_attack: Option<&str> = None;
+    let mut count = |d: Option<Death>| {
+        if let Some(Death::Fault { vector, .. }) = d {
+            faults[usize::from(vector == 13)] += 1;
+        }
+    };
+    count(p.death());
+    for (i, &(k, name, vector)) in ATTACKS.iter().enumerate().skip(1) {
+        let pid = super::FIRST_ATTACKER + i - 1;
+        let (ok, death) = run_attacker(pid, ATTACKER_NAMES[i], k, vector);
+        count(death);
+        if ok {
+            attacks_ok += 1;
+        } else if failed_attack.is_none() {
+            failed_attack = Some(name);
+        }
+    }
 
     let guards_ok = guards.iter().all(|&g| {
         guard_bytes(g)
@@ -371,13 +730,14 @@ pub(super) fn run(r: &mut Report) {
     let canary_ok = KERNEL_CANARY
         .iter()
         .all(|w| w.load(Ordering::Relaxed) == CANARY);
+    // SAFETY: as above.
+    let text_ok = unsafe { text.read_volatile() } == text_before;
     let app_ok = checksum(app, app.procdata_addr(), size_of::<ProcData>()) == app_sum;
     let drops = stats.total_drops() - drops_before;
     let _ = write!(
         r,
-        "seed {seed:#x}: {i} hostile sends in {} ms ({combos} through queues with each of \
-         the 1024 flag combinations in turn), {returned} returned, {drops} drops (",
-        pacer.elapsed_ms()
+        "seed {seed:#x}: {i} hostile sends in {sends_ms} ms ({combos} through queues with each \
+         of the 1024 flag combinations in turn), {returned} returned, {drops} drops ("
     );
     let mut first = true;
     for k in DropKind::ALL {
@@ -389,20 +749,72 @@ pub(super) fn run(r: &mut Report) {
     }
     let _ = write!(
         r,
-        "), {muted} warnings counted not printed; its vcores: {} yields, {} preempted, {} started; \
-         after DYING {dying}/20 sends dropped; guard pages intact {guards_ok}, kernel canary \
-         intact {canary_ok}, app procdata unchanged {app_ok}; pages used {}/{PAGES}",
-        m.yields,
-        m.preemptions,
-        m.starts,
+        "), {muted} warnings counted not printed; its vcores in ring 3: {} yields, {} preempted, \
+         {} started, {refused}/{bad_calls} malformed system calls refused; then they wrote \
+         kernel memory: hostile killed by ",
+        m.yields, m.preemptions, m.starts,
+    );
+    match p.death() {
+        Some(d @ Death::Fault { .. }) => {
+            let _ = fault::describe(r, p, &d);
+        }
+        d => {
+            let _ = write!(r, "{d:?} (not a fault)");
+        }
+    }
+    let _ = write!(
+        r,
+        "; after DYING {dying}/20 sends dropped; each other attack in a fresh hostile process: \
+         {attacks_ok}/{} died of the fault it must cause (or exited, all its malformed calls \
+         refused); faults that killed hostile processes: {} (#PF {}, #GP {}); guard pages \
+         intact {guards_ok}, kernel canary intact {canary_ok}, kernel text intact {text_ok}, app \
+         procdata unchanged {app_ok}; pages used {}/{PAGES}",
+        ATTACKS.len() - 1,
+        faults[0] + faults[1],
+        faults[0],
+        faults[1],
         p.space().used_pages()
     );
     r.check(returned == i, "a send did not return");
     r.check(combos >= 1024, "not every flag combination was sent");
     r.check(drops > 0, "no drop was counted");
+    r.check(
+        survived_phase1,
+        "the hostile process died before its attack",
+    );
+    r.check(
+        bad_calls > 0 && refused == bad_calls,
+        "a malformed system call was not refused",
+    );
+    r.check(
+        hostile_ok,
+        "the hostile process did not die of its page fault",
+    );
     r.check(dying == 20, "sends to a dying process were not dropped");
     r.check(released, "the dead process's cores were not released");
+    r.check(
+        attacks_ok == ATTACKS.len() - 1,
+        failed_attack.unwrap_or("an attack did not end as it must"),
+    );
     r.check(guards_ok, "a guard page next to the process changed");
     r.check(canary_ok, "kernel memory changed");
+    r.check(text_ok, "kernel text changed");
     r.check(app_ok, "another process's memory changed");
 }
+
+/// The attackers' names (index as in [`ATTACKS`]; 0 is the hostile
+/// process itself).
+const ATTACKER_NAMES: [&str; 12] = [
+    "hostile",
+    "attacker-read-kernel",
+    "attacker-write-app",
+    "attacker-read-scp",
+    "attacker-write-guard",
+    "attacker-write-text",
+    "attacker-jump-data",
+    "attacker-jump-kernel-fn",
+    "attacker-mov-cr3",
+    "attacker-int-0x50",
+    "attacker-forged-ctx",
+    "attacker-bad-calls-exit",
+];

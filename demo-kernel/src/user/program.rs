@@ -1,35 +1,16 @@
-//! Vcore code: what runs on a pcore while a vcore is mapped there.
-//!
-//! This is the *process's* code (it runs in ring 0 in this demo, but it
-//! reaches shared memory only through event-core's receive half and the
-//! process's own pointers, as a user process would). One loop,
-//! [`run`]:
-//!
-//! 1. coming online: `vcore_online` (sets `CAN_RCV_MSG`, drains the
-//!    mailboxes), and again whenever the kernel restarted the vcore after
-//!    a preemption (host rule 3);
-//! 2. when the notification handler marked the core, or `notif_pending`
-//!    is set: `handle_events` (private then public mailbox, indirections);
-//! 3. preemption recovery: any other vcore whose VCPD says `PREEMPTED`
-//!    gets its public mailbox drained here (`recover_public_mbox`);
-//! 4. one step of the scenario's [`VcoreProgram`]: work, idle, or yield;
-//! 5. idle: halt until an interrupt (notification, tick), after checking
-//!    with interrupts off that nothing is pending;
-//! 6. yield: `prepare_to_yield`, then the kernel's yield; if the kernel
-//!    refuses (a message arrived, or a preemption is under way) the vcore
-//!    comes back online and carries on.
-//!
-//! A hostile process's vcores run [`VcoreProgram::step`] only, never the
-//! receive half: the garbage they and the kernel CPU write into their
-//! mailboxes would make ring-0 receive code fault.
+//! What a scenario's vcores run (ring 3): a [`VcoreProgram`], one step at
+//! a time, in the uthread (user/entry.rs), and the recovery of preempted
+//! peers' public mailboxes.
 
 use core::sync::atomic::Ordering;
 
+use event_core::VcoreId;
 use vcpd_abi::VcpdFlags;
-use x86_64::instructions::interrupts;
+use vcpd_abi::vcpd::ROS_HW_CTX;
 
-use crate::process::sched::{self, Pcore};
-use crate::process::{Kind, NONE, ProcState, Process, Rx, vc};
+use super::abi::ProcBlock;
+use super::runtime::{self, Rx};
+use crate::platform::gdt::USER_CS;
 
 /// What a vcore's program asks for after one step.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,12 +23,16 @@ pub enum Step {
     Yield,
 }
 
-/// A scenario's vcore behaviour, one step at a time (a callback: the
-/// process's "main loop" body).
+/// A scenario's vcore behaviour, one step at a time (the process's "main
+/// loop" body). Runs in ring 3, with notifications disabled.
 pub trait VcoreProgram: Sync {
     /// One step on vcore `vcoreid`.
     fn step(&self, rx: &Rx, vcoreid: u32) -> Step;
 }
+
+/// A program as the process block names it: the address of a static
+/// holding the `&dyn` (in the image's read-only data, which ring 3 reads).
+pub type ProgramRef = &'static &'static dyn VcoreProgram;
 
 /// Handles events and otherwise sleeps.
 #[derive(Debug)]
@@ -60,7 +45,7 @@ impl VcoreProgram for IdleProgram {
 }
 
 /// The default program.
-pub static IDLE: IdleProgram = IdleProgram;
+pub static IDLE: &dyn VcoreProgram = &IdleProgram;
 
 /// Handles events and yields as soon as there are none.
 #[derive(Debug)]
@@ -73,137 +58,68 @@ impl VcoreProgram for YieldWhenIdle {
 }
 
 /// See [`YieldWhenIdle`].
-pub static YIELD_WHEN_IDLE: YieldWhenIdle = YieldWhenIdle;
+pub static YIELD_WHEN_IDLE: &dyn VcoreProgram = &YieldWhenIdle;
 
-/// Runs vcore `v` of `p` on this core until it yields or `p` dies.
-pub fn run(p: &'static Process, v: u32) {
-    match p.kind() {
-        Kind::Cooperative => run_receiver(p, v),
-        Kind::Hostile => run_hostile(p, v),
+/// The program the process block names.
+pub(super) fn current(pb: &ProcBlock) -> &'static dyn VcoreProgram {
+    let addr = pb.program.load(Ordering::Acquire);
+    if addr == 0 || addr % align_of::<ProgramRef>() != 0 {
+        return IDLE;
     }
+    // SAFETY: the kernel's scenario code (the process's main thread)
+    // stores only addresses of `&'static dyn VcoreProgram` statics
+    // (`ProgramRef`), which live in the image's read-only data.
+    unsafe { *core::ptr::with_exposed_provenance::<&'static dyn VcoreProgram>(addr) }
 }
 
-/// The process and vcore running on this core (for callbacks such as an
-/// event queue's `ev_handler`, which get only the queue).
-pub fn current() -> Option<(&'static Process, u32)> {
-    let (pid, v) = sched::this_pcore().assigned()?;
-    Some((crate::process::get(pid), v))
+/// The vcore running this code.
+pub fn current_vcore() -> u32 {
+    runtime::vcore_id().get()
 }
 
-/// Whose public mailbox vcore `v`, running here, is draining now: another
+/// Whose public mailbox the running vcore `v` is draining now: another
 /// vcore's during preemption recovery, else its own.
 pub fn mailbox_owner(v: u32) -> u32 {
-    match sched::this_pcore().recovering.load(Ordering::Relaxed) {
-        NONE => v,
+    match runtime::tls().recovering.load(Ordering::Relaxed) {
+        u32::MAX => v,
         other => other,
     }
 }
 
-fn run_receiver(p: &'static Process, v: u32) {
-    let pc = sched::this_pcore();
-    let rx = p.receiver();
-    pc.restarted.store(false, Ordering::Relaxed);
-    rx.vcore_online(vc(v));
-    loop {
-        if p.state() == ProcState::Dying {
-            return;
-        }
-        if pc.restarted.swap(false, Ordering::AcqRel) {
-            rx.vcore_online(vc(v));
-        }
-        if pc.notified.swap(false, Ordering::AcqRel)
-            || rx.vcpd(vc(v)).notif_pending.load(Ordering::Acquire)
-        {
-            rx.handle_events(vc(v));
-        }
-        let recovered = if p.is_mcp() {
-            recover_preempted(p, &rx, v, pc)
-        } else {
-            0
-        };
-        let step = if p.finishing() {
-            Step::Yield
-        } else {
-            p.program().step(&rx, v)
-        };
-        match step {
-            Step::Busy => {}
-            Step::Idle if recovered > 0 => {}
-            Step::Idle => idle(p, &rx, v, pc),
-            Step::Yield => {
-                rx.prepare_to_yield(vc(v));
-                if p.sys_yield(v).is_ok() {
-                    return;
-                }
-                // Refused: a message arrived after the drain (handle it),
-                // or the kernel is preempting us (we park in a moment).
-                rx.vcore_online(vc(v));
-            }
-        }
-    }
-}
-
-/// Drains the public mailbox of every other vcore marked `PREEMPTED`.
-fn recover_preempted(p: &Process, rx: &Rx, me: u32, pc: &Pcore) -> usize {
+/// Drains the public mailbox of every other vcore marked `PREEMPTED`, and
+/// reads the context the kernel saved for it (`vcore_ctx`, the preemption
+/// slot): counted in the TLS block, and whether it is a ring-3 context in
+/// the image's text. Returns the messages handled.
+pub fn recover_preempted(rx: &Rx, me: VcoreId) -> usize {
+    let tls = runtime::tls();
+    let n_vc = runtime::proc_block().nr_vcores.load(Ordering::Relaxed);
     let mut n = 0;
-    for other in (0..p.nr_vcores()).filter(|&o| o != me) {
-        let vcpd = rx.vcpd(vc(other));
-        if !vcpd.flags(Ordering::Acquire).contains(VcpdFlags::PREEMPTED)
-            || rx.mbox_is_empty(&vcpd.ev_mbox_public)
-        {
+    for other in (0..n_vc)
+        .filter(|&o| o != me.get())
+        .filter_map(VcoreId::new)
+    {
+        let vcpd = rx.vcpd(other);
+        if !vcpd.flags(Ordering::Acquire).contains(VcpdFlags::PREEMPTED) {
             continue;
         }
-        pc.recovering.store(other, Ordering::Relaxed);
-        n += rx.recover_public_mbox(vc(me), vc(other));
-        pc.recovering.store(NONE, Ordering::Relaxed);
+        if vcpd.vcore_ctx.ctx_type.load(Ordering::Acquire) == ROS_HW_CTX {
+            let hw = vcpd.vcore_ctx.tf.read().hw();
+            // Still saved (not resumed meanwhile): a consistent copy.
+            if vcpd.vcore_ctx.ctx_type.load(Ordering::Acquire) == ROS_HW_CTX {
+                tls.ctx_reads.fetch_add(1, Ordering::Relaxed);
+                let text = crate::platform::boot::image_layout().text;
+                if hw.cs == USER_CS && text.contains(&(hw.rip as usize)) {
+                    tls.ctx_ring3.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+        if rx.mbox_is_empty(&vcpd.ev_mbox_public) {
+            continue;
+        }
+        tls.recovering.store(other.get(), Ordering::Relaxed);
+        n += rx.recover_public_mbox(me, other);
+        tls.recovering.store(u32::MAX, Ordering::Relaxed);
     }
-    p.counters.recovered.fetch_add(n as u64, Ordering::Relaxed);
+    tls.recovered.fetch_add(n as u64, Ordering::Relaxed);
     n
-}
-
-/// Halts until an interrupt unless something is pending. The check runs
-/// with interrupts off and `sti; hlt` is one step, so a notification that
-/// arrives after the check still ends the halt.
-fn idle(p: &Process, rx: &Rx, v: u32, pc: &Pcore) {
-    interrupts::disable();
-    let pending = pc.notified.load(Ordering::Acquire)
-        || pc.restarted.load(Ordering::Acquire)
-        || rx.vcpd(vc(v)).notif_pending.load(Ordering::Acquire)
-        || p.finishing()
-        || p.state() == ProcState::Dying;
-    if pending {
-        interrupts::enable();
-    } else {
-        interrupts::enable_and_hlt();
-    }
-}
-
-fn run_hostile(p: &'static Process, v: u32) {
-    let rx = p.receiver();
-    loop {
-        if p.state() == ProcState::Dying {
-            return;
-        }
-        let step = if p.finishing() {
-            Step::Yield
-        } else {
-            p.program().step(&rx, v)
-        };
-        match step {
-            Step::Busy => {}
-            Step::Idle => {
-                interrupts::disable();
-                if p.state() == ProcState::Dying {
-                    interrupts::enable();
-                } else {
-                    interrupts::enable_and_hlt();
-                }
-            }
-            Step::Yield => {
-                if p.sys_yield(v).is_ok() {
-                    return;
-                }
-            }
-        }
-    }
 }
