@@ -6,7 +6,11 @@
 //!
 //! - with `-cpu max -smp 4`: every platform check and each of the eight
 //!   event scenarios must pass (each prints a `scenario N name: PASS` line),
-//!   and the event-core counters must be printed;
+//!   and the event-core counters must be printed; the vcores must have run
+//!   at CPL 3 (scenario 8 reports the CS its vcore entries found), and the
+//!   hostile process must have died of a fault in ring 3 (and each
+//!   attacker of its own fault) while the other processes' scenarios
+//!   passed;
 //! - with `-cpu qemu64` (no x2APIC): the run must fail, with the clear
 //!   x2APIC message rather than a crash;
 //! - with a page fault injected: the exception report must be readable.
@@ -189,6 +193,50 @@ fn boots_on_four_cpus_and_passes_every_check_and_scenario() {
     ] {
         boot.assert_contains(line);
     }
+    // Ring 3: the vcore entry reports the CS it ran with; RPL 3 is CPL 3.
+    let s8 = boot.scenario_verdict(8).unwrap_or_default();
+    assert!(
+        s8.contains("vcore entries ran at CS 0x23 (CPL 3)")
+            && s8.contains("send to ring-3 vcore entry"),
+        "scenario 8 does not show ring-3 vcore entries: {s8}"
+    );
+    // The hostile process died of its page fault in ring 3 (and the kernel
+    // said so), every attacker of the fault its attack must cause, its
+    // malformed system calls were refused; the other scenarios passed
+    // (checked above).
+    let s7 = boot.scenario_verdict(7).unwrap_or_default();
+    for needle in [
+        "hostile killed by #PF, user write to",
+        "(kernel data; protection violation)",
+        "11/11 died of the fault it must cause",
+        "faults that killed hostile processes: 11 (#PF 7, #GP 4)",
+        "kernel canary intact true, kernel text intact true, app procdata unchanged true",
+    ] {
+        assert!(s7.contains(needle), "scenario 7 lacks {needle:?}: {s7}");
+    }
+    let (refused, calls) = s7
+        .split(" malformed system calls refused")
+        .next()
+        .and_then(|head| head.rsplit(", ").next())
+        .and_then(|n| n.split_once('/'))
+        .expect("scenario 7 reports its malformed system calls");
+    assert!(
+        refused == calls && calls != "0",
+        "malformed system calls not all refused: {refused}/{calls}"
+    );
+    for line in [
+        "process hostile: killed by a fault on vcore",
+        "process attacker-int-0x50: killed by a fault on vcore 0",
+        "process attacker-bad-calls-exit: exits",
+    ] {
+        boot.assert_contains(line);
+    }
+    // Preemption saved ring-3 contexts, which recovery read.
+    let s5 = boot.scenario_verdict(5).unwrap_or_default();
+    assert!(
+        s5.contains("saved contexts (vcore_ctx) read by recovery"),
+        "scenario 5: {s5}"
+    );
     for bad in ["PANIC", "EXCEPTION", "FAIL"] {
         boot.assert_lacks(bad);
     }

@@ -406,9 +406,9 @@ fn build_tables(user_data: bool) -> PhysFrame {
     let image_pds = image_end.div_ceil(PD_SPAN);
     let nx = no_exec();
     let up = F::PRESENT | F::WRITABLE | F::USER_ACCESSIBLE;
-    // SAFETY (for every `table` call here): the frames are fresh from the
-    // allocator (zeroed) or the kernel's own tables, which this function
-    // only reads; nothing else references the fresh ones yet.
+    // SAFETY: (and for every `table` call below) the frames are fresh from the
+    // allocator (zeroed), which nothing else references yet, or the
+    // kernel's own tables, which this function only reads.
     let kpml4 = unsafe { table(kernel_pml4()) };
     // SAFETY: see above.
     let kpdpt = unsafe { table(kpml4[0].frame().expect("the boot PML4 maps 0..512 GiB")) };

@@ -303,6 +303,7 @@ fn attack(o: &Orders, k: u32) -> ! {
     // supervisor-only or not mapped, the instruction privileged), and the
     // kernel kills this process. That is what the scenario checks.
     match k {
+        // SAFETY: see above.
         WRITE_KERNEL => unsafe { at(kernel_data).write_volatile(0xbad) },
         2 => {
             // SAFETY: see above.
@@ -359,7 +360,7 @@ fn attack(o: &Orders, k: u32) -> ! {
         }
         12 => {
             let hints = o.hints.each_ref().map(|h| h.load(Ordering::Relaxed));
-            let mut rng = Rng::new(0x3a1c_a11 ^ runtime::rdtsc());
+            let mut rng = Rng::new(0x03a1_ca11 ^ runtime::rdtsc());
             for _ in 0..64 {
                 malformed_call(o, &mut rng, hints);
             }
