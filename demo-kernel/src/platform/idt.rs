@@ -7,8 +7,10 @@
 //!
 //! - Vectors 0..32 are CPU exceptions: fatal, reported by exceptions.rs.
 //!   Double fault, NMI and machine check run on IST stacks (gdt.rs).
-//! - [`SYSCALL_VECTOR`] (0x80) is the system-call gate, the only one ring 3
-//!   may raise with `int` (DPL 3; any other `int n` from ring 3 is a #GP).
+//! - [`SYSCALL_VECTOR`] (3, the breakpoint: `int3`) is the system-call
+//!   gate, the only one open to ring 3 (DPL 3; any other `int n` from ring
+//!   3 is a #GP). Why that one: platform/ring3.rs. From ring 0 it is still
+//!   a fatal breakpoint.
 //! - Whatever arrives from ring 3 (an exception, a system call, or an
 //!   interrupt of ring-3 code, after its handler) goes to the kernel's
 //!   [`UserHook`] (the process model's, set with [`set_user_hook`]), which
@@ -47,23 +49,15 @@ pub const FIRST_DEVICE_VECTOR: u8 = 0x20;
 pub const PIC_VECTORS: core::ops::RangeInclusive<u8> = 0x20..=0x2f;
 /// The local APIC's spurious-interrupt vector: no handler, no EOI.
 pub const SPURIOUS_VECTOR: u8 = 0xff;
-/// The system-call gate (`int $0x80`), open to ring 3. An interrupt gate,
-/// not `syscall`/`sysret`: a system call then arrives exactly like an
-/// interrupt or exception from ring 3, with the same [`InterruptFrame`] on
-/// the same trap stack and the same return path (`iretq`, which restores
-/// every register), so saving a ring-3 context for a notification or a
-/// preemption, or killing a process on a fault, is one piece of code for
-/// all of them; and there is no `sysret` to a non-canonical RIP (which
-/// faults in ring 0 on Intel CPUs). The few extra cycles per call do not
-/// matter here.
-pub const SYSCALL_VECTOR: u8 = 0x80;
+/// The system-call gate: `int3` from ring 3 (see ring3.rs for why).
+pub const SYSCALL_VECTOR: u8 = 3;
 
 /// What brought the CPU from ring 3 into the kernel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FromUser {
     /// A CPU exception in ring 3 (the hook must not return).
     Exception,
-    /// `int $0x80`.
+    /// A system call (`int3`).
     Syscall,
     /// An interrupt (its handler has run and the APIC has its EOI).
     Interrupt,
@@ -164,7 +158,6 @@ fn build() -> InterruptDescriptorTable {
     exception!(
         divide_error = 0,
         debug = 1,
-        breakpoint = 3,
         overflow = 4,
         bound_range_exceeded = 5,
         invalid_opcode = 6,
@@ -191,6 +184,10 @@ fn build() -> InterruptDescriptorTable {
         idt.double_fault
             .set_handler_addr(stub(8))
             .set_stack_index(IST_DOUBLE_FAULT);
+        // The system-call gate, open to ring 3.
+        idt.breakpoint
+            .set_handler_addr(stub(SYSCALL_VECTOR))
+            .set_privilege_level(x86_64::PrivilegeLevel::Ring3);
         idt.machine_check
             .set_handler_addr(stub(18))
             .set_stack_index(IST_MACHINE_CHECK);
@@ -202,11 +199,7 @@ fn build() -> InterruptDescriptorTable {
     {
         let vector = FIRST_DEVICE_VECTOR + i as u8;
         // SAFETY: see above.
-        let options = unsafe { entry.set_handler_addr(stub(vector)) };
-        // Ring 3 may raise the system-call gate (DPL 3), and no other.
-        if vector == SYSCALL_VECTOR {
-            options.set_privilege_level(x86_64::PrivilegeLevel::Ring3);
-        }
+        unsafe { entry.set_handler_addr(stub(vector)) };
     }
     idt
 }
@@ -239,20 +232,19 @@ pub fn unregister(vector: Vector) -> Option<Handler> {
 /// Called by `isr_common` for every interrupt and exception, on the stack
 /// the CPU chose, with interrupts disabled (all gates are interrupt gates).
 extern "C" fn dispatch(frame: &mut InterruptFrame) {
-    let vector = frame.vector as u8;
     let from_user = frame.cs & 3 == 3;
     let hook = USER_HOOK.get().copied().filter(|_| from_user);
+    let vector = frame.vector as u8;
+    if vector == SYSCALL_VECTOR {
+        if let Some(hook) = hook {
+            return hook(frame, FromUser::Syscall);
+        }
+    }
     if vector < FIRST_DEVICE_VECTOR {
         if let Some(hook) = hook {
             hook(frame, FromUser::Exception);
         }
         crate::platform::exceptions::fatal(frame);
-    }
-    if vector == SYSCALL_VECTOR {
-        match hook {
-            Some(hook) => return hook(frame, FromUser::Syscall),
-            None => crate::platform::exceptions::unexpected_interrupt(frame),
-        }
     }
     if vector == SPURIOUS_VECTOR {
         if let Some(hook) = hook {

@@ -17,6 +17,24 @@
 //! the trap path needs no scheduler of its own. The price: code that may
 //! call `leave_user` must hold nothing that needs dropping (no lock
 //! guards): the frames above it are abandoned, not unwound.
+//!
+//! **System calls** are `int3`: the breakpoint gate (vector 3) is the one
+//! IDT gate open to ring 3 (DPL 3), and the kernel takes a breakpoint from
+//! ring 3 as a system call (user/syscall.rs has the calling convention).
+//! An interrupt gate rather than `syscall`/`sysret`: a system call then
+//! arrives like every other entry from ring 3, with the same
+//! [`InterruptFrame`] on the same trap stack and the same way back
+//! (`iretq`), so saving a ring-3 context for a notification or a
+//! preemption, or killing a process on a fault, is one piece of code for
+//! every way in, and no `sysret` can fault in ring 0 on a non-canonical
+//! RIP. Vector 3 rather than the customary `int $0x80`, and not `syscall`,
+//! because of the project's KVM: it is PVM, a hypervisor that runs guests
+//! without VT-x, and it reflects exceptions from ring 3 into the guest
+//! faithfully, but turns an `int $0x80` into #UD and leaves a `syscall` to
+//! a guest that is not PVM-aware in user mode at the entry point (its
+//! `swapgs` faults). A breakpoint is delivered as the same trap by every
+//! CPU and hypervisor the demo runs on (TCG, KVM, PVM, hardware). The
+//! cycles an `iretq` costs over `sysret` do not matter here.
 
 use crate::platform::idt::InterruptFrame;
 

@@ -254,6 +254,7 @@ fn pcore_loop(_: usize) -> usize {
         interrupts::enable_and_hlt();
     }
     pc.in_service.store(false, Ordering::Release);
+    address_space::activate_kernel();
     time::stop_tick();
     0
 }
@@ -264,6 +265,11 @@ fn pcore_loop(_: usize) -> usize {
 fn run_vcore(pc: &Pcore, p: &'static Process, v: u32) {
     let cpu = percpu::current_index();
     let Some(vcpd) = p.vcpd(v) else { return };
+    // The process's tables from here on, until another process's vcore
+    // runs here: kernel code on this core touches this process's memory
+    // only (address_space.rs), and a vcore that comes back to the same
+    // core (a restart, a new start after a yield) costs no CR3 switch.
+    p.space().activate();
     // A fresh start: the vcore context, notifications off, and no uthread
     // to resume (a vcore that yielded left its uthread behind).
     let _ = context::take(&vcpd.uthread_ctx);
@@ -277,7 +283,6 @@ fn run_vcore(pc: &Pcore, p: &'static Process, v: u32) {
             None => trap_stop_bad_entry(p, v),
             Some(frame) => {
                 pc.running.store(encode(p.id(), v), Ordering::Release);
-                p.space().activate();
                 context::load_tls(vcpd);
                 let stop = match trap::before_user(p, v, frame) {
                     // SAFETY: `before_user` accepted the frame, which came
@@ -289,7 +294,6 @@ fn run_vcore(pc: &Pcore, p: &'static Process, v: u32) {
                     Err(stop) => stop,
                 };
                 pc.running.store(FREE, Ordering::Release);
-                address_space::activate_kernel();
                 stop
             }
         };

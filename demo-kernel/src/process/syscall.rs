@@ -1,4 +1,4 @@
-//! The system calls (`int $0x80`, numbers in `user::abi::nr`): what a
+//! The system calls (`int3`, numbers in `user::abi::nr`): what a
 //! vcore's ring-3 code may ask of the kernel. Each one checks its
 //! arguments the way the send path checks shared memory: a pointer must be
 //! the process's own writable memory (`UserMemory`, the page-table walk),

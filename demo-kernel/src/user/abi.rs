@@ -82,7 +82,8 @@ unsafe impl vcpd_abi::SharedMem for ProcBlock {}
 // SAFETY: as above.
 unsafe impl vcpd_abi::SharedMem for VcoreTls {}
 
-/// System-call numbers (`rax`; arguments in `rdi`, `rsi`, `rdx`; the result
+/// System-call numbers (`int3` with the number in `rax`; arguments in
+/// `rdi`, `rsi`, `rdx`; the result
 /// in `rax`: a value, or an [`Errno`] as `-(errno)`). Every other register
 /// is preserved.
 pub mod nr {

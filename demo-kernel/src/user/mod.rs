@@ -25,7 +25,7 @@
 //! | module | what |
 //! |---|---|
 //! | [`abi`] | the process and TLS blocks, system-call numbers (shared with the kernel) |
-//! | [`syscall`] | the system calls (`int $0x80`) |
+//! | [`syscall`] | the system calls (`int3`) |
 //! | [`entry`] | the vcore entry (the notification upcall) and the uthread loop |
 //! | [`runtime`] | TLS, the receiver, the clock, page allocation for the receive half |
 //! | [`program`] | what a scenario's vcores run: [`program::VcoreProgram`] |

@@ -10,7 +10,6 @@ use vcpd_abi::vcpd::ROS_HW_CTX;
 
 use super::abi::ProcBlock;
 use super::runtime::{self, Rx};
-use crate::platform::gdt::USER_CS;
 
 /// What a vcore's program asks for after one step.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -108,7 +107,9 @@ pub fn recover_preempted(rx: &Rx, me: VcoreId) -> usize {
             if vcpd.vcore_ctx.ctx_type.load(Ordering::Acquire) == ROS_HW_CTX {
                 tls.ctx_reads.fetch_add(1, Ordering::Relaxed);
                 let text = crate::platform::boot::image_layout().text;
-                if hw.cs == USER_CS && text.contains(&(hw.rip as usize)) {
+                // RPL 3: CPL 3 (a hypervisor may run ring 3 on selectors of
+                // its own, so not necessarily `USER_CS` itself).
+                if hw.cs & 3 == 3 && text.contains(&(hw.rip as usize)) {
                     tls.ctx_ring3.fetch_add(1, Ordering::Relaxed);
                 }
             }

@@ -1,6 +1,7 @@
-//! The system calls, as ring-3 code makes them: `int $0x80` (why an
-//! interrupt gate: platform/idt.rs), number in `rax`, arguments in `rdi`,
-//! `rsi`, `rdx`, result in `rax`; the kernel preserves every other register.
+//! The system calls, as ring-3 code makes them: `int3` (the one gate open
+//! to ring 3; why: platform/ring3.rs), number in `rax`, arguments in
+//! `rdi`, `rsi`, `rdx`, result in `rax`; the kernel preserves every other
+//! register.
 
 use core::arch::asm;
 
@@ -10,14 +11,14 @@ use super::abi::{Errno, nr};
 #[inline(always)]
 pub fn raw(number: u64, a: u64, b: u64, c: u64) -> u64 {
     let ret;
-    // SAFETY: `int $0x80` enters the kernel through its system-call gate,
-    // which validates everything it is given; it changes no register but
-    // `rax` (the stubs restore the rest) and may read or write this
-    // process's memory (no `nomem`). Nothing is pushed on our stack (the
-    // CPU switches to the kernel's), and the target has no red zone.
+    // SAFETY: `int3` enters the kernel through its system-call gate, which
+    // validates everything it is given; it changes no register but `rax`
+    // (the stubs restore the rest) and may read or write this process's
+    // memory (no `nomem`). Nothing is pushed on our stack (the CPU switches
+    // to the kernel's), and the target has no red zone.
     unsafe {
-        asm!("int $0x80", inlateout("rax") number => ret, in("rdi") a, in("rsi") b,
-             in("rdx") c, options(nostack, att_syntax));
+        asm!("int3", inlateout("rax") number => ret, in("rdi") a, in("rsi") b,
+             in("rdx") c, options(nostack));
     }
     ret
 }
