@@ -58,6 +58,8 @@ pub use {ceq, evbitmap, ucq, vcpd_abi as abi};
 pub mod flags_guide {}
 
 #[cfg(feature = "kernel")]
+mod batch;
+#[cfg(feature = "kernel")]
 #[cfg_attr(docsrs, doc(cfg(feature = "kernel")))]
 pub mod host;
 mod ids;
@@ -79,6 +81,8 @@ pub mod testing;
 #[cfg_attr(docsrs, doc(cfg(feature = "kernel")))]
 pub mod vcores;
 
+#[cfg(feature = "kernel")]
+pub use batch::{BatchDropped, send_event_batch};
 #[cfg(feature = "kernel")]
 pub use host::{ProcDataRef, ProcEvents, ProcOps};
 pub use ids::{NO_ID, PcoreId, VcoreId};

@@ -32,13 +32,13 @@ pub fn send_event<P: ProcOps>(
 ) -> Result<(), Dropped> {
     check_can_send(p)?;
     bump(&p.events().stats().sends);
-    p.with_address_space(|| send_in_process(p, ev_q, msg, vcoreid))
+    p.with_address_space(|| send_in_process(p, ev_q, core::slice::from_ref(msg), vcoreid, &mut 0))
         .map_err(|d| dropped(p, d))
 }
 
 /// The guards every entry point shares: not from an interrupt, not to a
 /// dying process.
-fn check_can_send<P: ProcOps>(p: &P) -> Result<(), Dropped> {
+pub(crate) fn check_can_send<P: ProcOps>(p: &P) -> Result<(), Dropped> {
     if p.in_irq_context() {
         return Err(dropped(p, Dropped::IrqContext));
     }
@@ -48,11 +48,15 @@ fn check_can_send<P: ProcOps>(p: &P) -> Result<(), Dropped> {
     Ok(())
 }
 
-fn send_in_process<P: ProcOps>(
+/// Sends `msgs` (one, or a batch: posted in order, alerted once) to the
+/// queue; `posted` says how many of them the process is sure to find
+/// (all of them on success).
+pub(crate) fn send_in_process<P: ProcOps>(
     p: &P,
     ev_q_addr: UserAddr<EventQueue>,
-    msg: &EventMsg,
+    msgs: &[EventMsg],
     suggested: VcoreId,
+    posted: &mut usize,
 ) -> Result<(), Dropped> {
     let ev_q = check(p, ev_q_addr).map_err(|why| Dropped::BadEventQueue {
         addr: ev_q_addr.get(),
@@ -63,7 +67,7 @@ fn send_in_process<P: ProcOps>(
     }
     // One read of the flags: every decision below sees the same ones.
     let flags = ev_q.flags();
-    let delivered = deliver(p, ev_q, ev_q_addr, msg, suggested, flags);
+    let delivered = deliver(p, ev_q, ev_q_addr, msgs, suggested, flags, posted);
     // The wakeup runs whatever happened above: a WAITING process that asked
     // to be woken by this queue is woken even if this message was dropped.
     let woken = if flags.contains(EvqFlags::WAKEUP) {
@@ -78,18 +82,23 @@ fn deliver<P: ProcOps>(
     p: &P,
     ev_q: &EventQueue,
     ev_q_addr: UserAddr<EventQueue>,
-    msg: &EventMsg,
+    msgs: &[EventMsg],
     suggested: VcoreId,
     flags: EvqFlags,
+    posted: &mut usize,
 ) -> Result<(), Dropped> {
     let vcoreid = choose_vcore(p, ev_q, flags, suggested)?;
     if flags.contains(EvqFlags::SPAM_PUBLIC) {
-        // The message itself goes to public VCPD mailboxes; ev_mbox is ignored.
-        return spam_public_msg(p, msg, vcoreid, flags);
+        // The messages themselves go to public VCPD mailboxes; ev_mbox is
+        // ignored. All or nothing: a batch is spammed as one.
+        spam_public_msg(p, msgs, vcoreid, flags)?;
+        *posted = msgs.len();
+        return Ok(());
     }
-    match ev_q.ev_mbox.load(Ordering::Acquire) {
+    let result = match ev_q.ev_mbox.load(Ordering::Acquire) {
         0 => {
-            post_vc_mbox(p, vcoreid, flags.contains(EvqFlags::VCORE_PRIVATE), msg)?;
+            let private = flags.contains(EvqFlags::VCORE_PRIVATE);
+            post_vc_mbox(p, vcpd(p, vcoreid)?, vcoreid, private, msgs)
         }
         addr if addr.wrapping_sub(ev_q_addr.get()) < size_of::<EventQueue>() => {
             return Err(Dropped::MailboxIsTheQueue(addr));
@@ -97,15 +106,27 @@ fn deliver<P: ProcOps>(
         addr => {
             let mbox = check(p, UserAddr::<EventMbox>::new(addr))
                 .map_err(|why| Dropped::BadMailbox { addr, why })?;
-            post_ev_msg(p, mbox, msg).map_err(|d| match d {
+            post_ev_msgs(p, mbox, msgs).map_err(|(n, d)| match d {
                 Dropped::MailboxNotSetUp { vcore: None, .. } => {
-                    Dropped::MailboxNotSetUp { addr, vcore: None }
+                    (n, Dropped::MailboxNotSetUp { addr, vcore: None })
                 }
-                d => d,
-            })?;
+                d => (n, d),
+            })
         }
-    }
-    if flags.contains(EvqFlags::INDIR) {
+    };
+    // A batch refused part-way is alerted for the part that went in.
+    let result = match result {
+        Ok(()) => {
+            *posted = msgs.len();
+            Ok(())
+        }
+        Err((0, d)) => return Err(d),
+        Err((n, d)) => {
+            *posted = n;
+            Err(d)
+        }
+    };
+    let alerted = if flags.contains(EvqFlags::INDIR) {
         // Store-load: the message must be visible before we read
         // `ev_alert_pending`. A consumer clears that flag, fences, then
         // looks at this mailbox: either it sees our message, or we see its
@@ -117,7 +138,8 @@ fn deliver<P: ProcOps>(
         // the notification's read-modify-write of `notif_pending` orders
         // the message before the alert.
         try_notify(p, vcoreid, flags)
-    }
+    };
+    result.and(alerted)
 }
 
 /// A user address checked through the host, with the reason if refused.
@@ -232,39 +254,59 @@ pub(crate) fn post_ev_msg<P: ProcOps>(
     }
 }
 
+/// Posts `msgs` in order into a mailbox, stopping at the first one
+/// refused: how many went in, and why the next did not.
+pub(crate) fn post_ev_msgs<P: ProcOps>(
+    p: &P,
+    mbox: &EventMbox,
+    msgs: &[EventMsg],
+) -> Result<(), (usize, Dropped)> {
+    for (n, msg) in msgs.iter().enumerate() {
+        post_ev_msg(p, mbox, msg).map_err(|d| (n, d))?;
+    }
+    Ok(())
+}
+
 /// Posts to one of a vcore's VCPD mailboxes (without `notif_pending`).
-fn post_vc_mbox<'p, P: ProcOps>(
-    p: &'p P,
+fn post_vc_mbox<P: ProcOps>(
+    p: &P,
+    vcpd: &Vcpd,
     v: VcoreId,
     private: bool,
-    msg: &EventMsg,
-) -> Result<&'p Vcpd, Dropped> {
-    let vcpd = vcpd(p, v)?;
-    post_ev_msg(p, vcpd.mbox(private), msg).map_err(|d| match d {
-        Dropped::MailboxNotSetUp { addr, .. } => Dropped::MailboxNotSetUp {
-            addr,
-            vcore: Some(v.get()),
-        },
-        d => d,
-    })?;
-    Ok(vcpd)
+    msgs: &[EventMsg],
+) -> Result<(), (usize, Dropped)> {
+    post_ev_msgs(p, vcpd.mbox(private), msgs).map_err(|(n, d)| match d {
+        Dropped::MailboxNotSetUp { addr, .. } => (
+            n,
+            Dropped::MailboxNotSetUp {
+                addr,
+                vcore: Some(v.get()),
+            },
+        ),
+        d => (n, d),
+    })
 }
 
 /// Posts to one of a vcore's VCPD mailboxes, then sets its
-/// `notif_pending`, so a vcore racing to yield sees it.
+/// `notif_pending`, so a vcore racing to yield sees it. A batch refused
+/// part-way still sets it for the part that went in.
 pub(crate) fn post_vc_msg<P: ProcOps>(
     p: &P,
     v: VcoreId,
     private: bool,
-    msg: &EventMsg,
+    msgs: &[EventMsg],
 ) -> Result<(), Dropped> {
-    let vcpd = post_vc_mbox(p, v, private, msg)?;
+    let vcpd = vcpd(p, v)?;
+    let result = post_vc_mbox(p, vcpd, v, private, msgs);
+    if let Err((0, d)) = result {
+        return Err(d);
+    }
     // Set even without IPI: the flag is what stops a yield. Release: whoever
     // sees it set sees the message. A swap rather than a store, like every
     // write of this flag, so the writes are totally ordered with the
     // vcore's clearing swap in `handle_events` (see there).
     vcpd.notif_pending.swap(true, Ordering::AcqRel);
-    Ok(())
+    result.map_err(|(_, d)| d)
 }
 
 /// proc_notify: mark the vcore as having a notification, and interrupt its
@@ -320,9 +362,9 @@ fn send_indir<P: ProcOps>(
     bump(&stats.indirs_sent);
     if flags.contains(EvqFlags::SPAM_INDIR) {
         // Guarantee it reaches some vcore that will run.
-        spam_public_msg(p, &indir, v, flags)
+        spam_public_msg(p, core::slice::from_ref(&indir), v, flags)
     } else {
-        spam_vcore(p, v, &indir, flags)
+        spam_vcore(p, v, core::slice::from_ref(&indir), flags)
     }
 }
 
@@ -357,7 +399,12 @@ pub fn post_vcore_event<P: ProcOps>(
         return Err(dropped(p, Dropped::UnsafeVcore(vcoreid.get())));
     };
     p.with_address_space(|| {
-        post_vc_msg(p, v, flags.contains(EvqFlags::VCORE_PRIVATE), msg)?;
+        post_vc_msg(
+            p,
+            v,
+            flags.contains(EvqFlags::VCORE_PRIVATE),
+            core::slice::from_ref(msg),
+        )?;
         try_notify(p, v, flags)
     })
     .map_err(|d| dropped(p, d))
