@@ -20,10 +20,11 @@
 //! The model process: two vcores, both online, CEQ VCPD mailboxes (an
 //! indirection carries its queue's address, which a bitmap cannot); two
 //! big queues with bitmap mailboxes, queue `i` alerting vcore `i`, each
-//! with a `WaitQueue` attached. The kernel thread plays the vcore too: it
-//! runs `handle_events` after its sends, as the notified vcore would.
-//! Time is a loom atomic; a timer thread moves it to the deadline and
-//! unparks the waiter, as a timer interrupt would.
+//! with a `WaitQueue` attached. The notified vcore runs on a thread of its
+//! own, except in the timeout model (loom's thread limit), where the
+//! kernel thread runs `handle_events` after its sends, as the notified
+//! vcore would. Time is a loom atomic; a timer thread moves it to the
+//! deadline and unparks the waiter, as a timer interrupt would.
 
 #![cfg(loom)]
 
@@ -224,6 +225,27 @@ impl Proc {
     }
 }
 
+/// Vcore `v` on its own core: once notified (`notif_pending`), it
+/// handles its events (with `watch`, the watched queue 0 too).
+fn vcore(p: &Arc<Proc>, v: u32, watch: bool) -> thread::JoinHandle<()> {
+    let p = p.clone();
+    spawn(move || {
+        let handlers = HandlerTable::new();
+        if watch {
+            // SAFETY: the queue lives in the `Proc`, which outlives
+            // the table.
+            unsafe { handlers.watch_unchecked(&p.queues[0].evq) }.unwrap();
+        }
+        while !p.procdata.vcpd[v as usize]
+            .notif_pending
+            .load(Ordering::Acquire)
+        {
+            thread::yield_now();
+        }
+        p.vcore_handles(v, &handlers);
+    })
+}
+
 /// Vcore runtime of the model: bitmaps need no pages; spin-waits yield.
 struct NoPages;
 
@@ -303,9 +325,9 @@ fn a_send_wakes_a_waiter_registered_on_several_queues() {
             let p = p.clone();
             spawn(move || p.wait(&[0, 1], None))
         };
-        let handlers = HandlerTable::new();
+        let vcore = vcore(&p, 1, false);
         p.send(1, 10);
-        p.vcore_handles(1, &handlers);
+        vcore.join().unwrap();
         let got = w.join().unwrap().expect("no deadline: a message");
         p.assert_exactly_once(&[10], &[got]);
     });
@@ -331,9 +353,9 @@ fn overlapping_waiters_share_a_batch_exactly_once() {
             let p = p.clone();
             spawn(move || p.wait(&[1], None))
         };
-        let handlers = HandlerTable::new();
+        let vcore = vcore(&p, 1, false);
         p.send_batch(1, &[10, 11]);
-        p.vcore_handles(1, &handlers);
+        vcore.join().unwrap();
         let got = [w1.join().unwrap().unwrap(), w2.join().unwrap().unwrap()];
         p.assert_exactly_once(&[10, 11], &got);
     });
@@ -398,15 +420,13 @@ fn a_timeout_racing_sends_loses_nothing_and_leaks_nothing() {
 fn a_watched_ipi_queue_wakes_its_waiter() {
     model(|| {
         let p = Proc::new([EvqFlags::IPI, EvqFlags::INDIR]);
-        let handlers = HandlerTable::new();
-        // SAFETY: the queue lives in the `Proc`, which outlives the table.
-        unsafe { handlers.watch_unchecked(&p.queues[0].evq) }.unwrap();
         let w = {
             let p = p.clone();
             spawn(move || p.wait(&[0], None))
         };
+        let vcore = vcore(&p, 0, true);
         p.send(0, 3);
-        p.vcore_handles(0, &handlers);
+        vcore.join().unwrap();
         let got = w.join().unwrap().unwrap();
         p.assert_exactly_once(&[3], &[got]);
     });
