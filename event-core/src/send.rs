@@ -32,7 +32,7 @@ pub fn send_event<P: ProcOps>(
 ) -> Result<(), Dropped> {
     check_can_send(p)?;
     bump(&p.events().stats().sends);
-    p.with_address_space(|| send_in_process(p, ev_q, core::slice::from_ref(msg), vcoreid, &mut 0))
+    p.with_address_space(|| send_in_process(p, ev_q, msg, vcoreid, &mut 0))
         .map_err(|d| dropped(p, d))
 }
 
@@ -54,7 +54,7 @@ pub(crate) fn check_can_send<P: ProcOps>(p: &P) -> Result<(), Dropped> {
 pub(crate) fn send_in_process<P: ProcOps>(
     p: &P,
     ev_q_addr: UserAddr<EventQueue>,
-    msgs: &[EventMsg],
+    msgs: impl Msgs,
     suggested: VcoreId,
     posted: &mut usize,
 ) -> Result<(), Dropped> {
@@ -82,7 +82,7 @@ fn deliver<P: ProcOps>(
     p: &P,
     ev_q: &EventQueue,
     ev_q_addr: UserAddr<EventQueue>,
-    msgs: &[EventMsg],
+    msgs: impl Msgs,
     suggested: VcoreId,
     flags: EvqFlags,
     posted: &mut usize,
@@ -98,7 +98,7 @@ fn deliver<P: ProcOps>(
     let result = match ev_q.ev_mbox.load(Ordering::Acquire) {
         0 => {
             let private = flags.contains(EvqFlags::VCORE_PRIVATE);
-            post_vc_mbox(p, vcpd(p, vcoreid)?, vcoreid, private, msgs)
+            post_vc_mbox(p, vcpd(p, vcoreid)?, vcoreid, private, msgs, posted)
         }
         addr if addr.wrapping_sub(ev_q_addr.get()) < size_of::<EventQueue>() => {
             return Err(Dropped::MailboxIsTheQueue(addr));
@@ -106,26 +106,18 @@ fn deliver<P: ProcOps>(
         addr => {
             let mbox = check(p, UserAddr::<EventMbox>::new(addr))
                 .map_err(|why| Dropped::BadMailbox { addr, why })?;
-            post_ev_msgs(p, mbox, msgs).map_err(|(n, d)| match d {
+            msgs.post(p, mbox, posted).map_err(|d| match d {
                 Dropped::MailboxNotSetUp { vcore: None, .. } => {
-                    (n, Dropped::MailboxNotSetUp { addr, vcore: None })
+                    Dropped::MailboxNotSetUp { addr, vcore: None }
                 }
-                d => (n, d),
+                d => d,
             })
         }
     };
     // A batch refused part-way is alerted for the part that went in.
-    let result = match result {
-        Ok(()) => {
-            *posted = msgs.len();
-            Ok(())
-        }
-        Err((0, d)) => return Err(d),
-        Err((n, d)) => {
-            *posted = n;
-            Err(d)
-        }
-    };
+    if *posted == 0 {
+        return result;
+    }
     let alerted = if flags.contains(EvqFlags::INDIR) {
         // Store-load: the message must be visible before we read
         // `ev_alert_pending`. A consumer clears that flag, fences, then
@@ -254,37 +246,65 @@ pub(crate) fn post_ev_msg<P: ProcOps>(
     }
 }
 
-/// Posts `msgs` in order into a mailbox, stopping at the first one
-/// refused: how many went in, and why the next did not.
-pub(crate) fn post_ev_msgs<P: ProcOps>(
-    p: &P,
-    mbox: &EventMbox,
-    msgs: &[EventMsg],
-) -> Result<(), (usize, Dropped)> {
-    for (n, msg) in msgs.iter().enumerate() {
-        post_ev_msg(p, mbox, msg).map_err(|d| (n, d))?;
+/// One message (`&EventMsg`) or a batch (`&[EventMsg]`). The send path is
+/// written once over this and compiled for each, so a single send pays
+/// nothing for batching.
+pub(crate) trait Msgs: Copy {
+    /// How many.
+    fn len(self) -> usize;
+
+    /// Posts them in order into `mbox`, counting each in `posted`, and
+    /// stops at the first one refused: why.
+    fn post<P: ProcOps>(self, p: &P, mbox: &EventMbox, posted: &mut usize) -> Result<(), Dropped>;
+}
+
+impl Msgs for &EventMsg {
+    #[inline]
+    fn len(self) -> usize {
+        1
     }
-    Ok(())
+
+    #[inline]
+    fn post<P: ProcOps>(self, p: &P, mbox: &EventMbox, posted: &mut usize) -> Result<(), Dropped> {
+        post_ev_msg(p, mbox, self)?;
+        *posted = 1;
+        Ok(())
+    }
+}
+
+impl Msgs for &[EventMsg] {
+    #[inline]
+    fn len(self) -> usize {
+        <[EventMsg]>::len(self)
+    }
+
+    fn post<P: ProcOps>(self, p: &P, mbox: &EventMbox, posted: &mut usize) -> Result<(), Dropped> {
+        for msg in self {
+            post_ev_msg(p, mbox, msg)?;
+            *posted += 1;
+        }
+        Ok(())
+    }
 }
 
 /// Posts to one of a vcore's VCPD mailboxes (without `notif_pending`).
+#[inline]
 fn post_vc_mbox<P: ProcOps>(
     p: &P,
     vcpd: &Vcpd,
     v: VcoreId,
     private: bool,
-    msgs: &[EventMsg],
-) -> Result<(), (usize, Dropped)> {
-    post_ev_msgs(p, vcpd.mbox(private), msgs).map_err(|(n, d)| match d {
-        Dropped::MailboxNotSetUp { addr, .. } => (
-            n,
-            Dropped::MailboxNotSetUp {
+    msgs: impl Msgs,
+    posted: &mut usize,
+) -> Result<(), Dropped> {
+    msgs.post(p, vcpd.mbox(private), posted)
+        .map_err(|d| match d {
+            Dropped::MailboxNotSetUp { addr, .. } => Dropped::MailboxNotSetUp {
                 addr,
                 vcore: Some(v.get()),
             },
-        ),
-        d => (n, d),
-    })
+            d => d,
+        })
 }
 
 /// Posts to one of a vcore's VCPD mailboxes, then sets its
@@ -294,19 +314,20 @@ pub(crate) fn post_vc_msg<P: ProcOps>(
     p: &P,
     v: VcoreId,
     private: bool,
-    msgs: &[EventMsg],
+    msgs: impl Msgs,
 ) -> Result<(), Dropped> {
     let vcpd = vcpd(p, v)?;
-    let result = post_vc_mbox(p, vcpd, v, private, msgs);
-    if let Err((0, d)) = result {
-        return Err(d);
+    let mut posted = 0;
+    let result = post_vc_mbox(p, vcpd, v, private, msgs, &mut posted);
+    if posted == 0 {
+        return result;
     }
     // Set even without IPI: the flag is what stops a yield. Release: whoever
     // sees it set sees the message. A swap rather than a store, like every
     // write of this flag, so the writes are totally ordered with the
     // vcore's clearing swap in `handle_events` (see there).
     vcpd.notif_pending.swap(true, Ordering::AcqRel);
-    result.map_err(|(_, d)| d)
+    result
 }
 
 /// proc_notify: mark the vcore as having a notification, and interrupt its
@@ -362,9 +383,9 @@ fn send_indir<P: ProcOps>(
     bump(&stats.indirs_sent);
     if flags.contains(EvqFlags::SPAM_INDIR) {
         // Guarantee it reaches some vcore that will run.
-        spam_public_msg(p, core::slice::from_ref(&indir), v, flags)
+        spam_public_msg(p, &indir, v, flags)
     } else {
-        spam_vcore(p, v, core::slice::from_ref(&indir), flags)
+        spam_vcore(p, v, &indir, flags)
     }
 }
 
@@ -399,12 +420,7 @@ pub fn post_vcore_event<P: ProcOps>(
         return Err(dropped(p, Dropped::UnsafeVcore(vcoreid.get())));
     };
     p.with_address_space(|| {
-        post_vc_msg(
-            p,
-            v,
-            flags.contains(EvqFlags::VCORE_PRIVATE),
-            core::slice::from_ref(msg),
-        )?;
+        post_vc_msg(p, v, flags.contains(EvqFlags::VCORE_PRIVATE), msg)?;
         try_notify(p, v, flags)
     })
     .map_err(|d| dropped(p, d))

@@ -12,11 +12,11 @@
 
 use log::warn;
 use vcpd_abi::sync::{Ordering, fence};
-use vcpd_abi::{EventMsg, EvqFlags, VcpdFlags};
+use vcpd_abi::{EvqFlags, VcpdFlags};
 
 use crate::host::ProcOps;
 use crate::ids::VcoreId;
-use crate::send::{post_vc_msg, try_notify, vcpd};
+use crate::send::{Msgs, post_vc_msg, try_notify, vcpd};
 use crate::stats::{Dropped, SpamPath};
 use crate::vcores::{ProcControl, ProcState, VcoreList, VcoreLists};
 
@@ -51,10 +51,10 @@ fn is_mapped<P: ProcOps>(p: &P, v: VcoreId) -> bool {
 pub(crate) fn spam_vcore<P: ProcOps>(
     p: &P,
     v: VcoreId,
-    msgs: &[EventMsg],
+    msg: impl Msgs,
     flags: EvqFlags,
 ) -> Result<(), Dropped> {
-    post_vc_msg(p, v, false, msgs)?;
+    post_vc_msg(p, v, false, msg)?;
     try_notify(p, v, flags)
 }
 
@@ -69,13 +69,13 @@ fn can_msg_vcore<P: ProcOps>(p: &P, v: VcoreId) -> Result<bool, Dropped> {
 fn try_spam_vcore<P: ProcOps>(
     p: &P,
     v: VcoreId,
-    msgs: &[EventMsg],
+    msg: impl Msgs,
     flags: EvqFlags,
 ) -> Result<bool, Dropped> {
     if !can_msg_vcore(p, v)? {
         return Ok(false);
     }
-    spam_vcore(p, v, msgs, flags)?;
+    spam_vcore(p, v, msg, flags)?;
     // No fence before the re-check: our set of `notif_pending` is a swap,
     // and so is the yielding vcore's clear in its last drain, which it makes
     // after clearing CAN_RCV_MSG. If its clear comes after our set, the
@@ -92,13 +92,13 @@ fn try_spam_vcore<P: ProcOps>(
 fn spam_list_member<P: ProcOps>(
     p: &P,
     list: VcoreList,
-    msgs: &[EventMsg],
+    msg: impl Msgs,
     flags: EvqFlags,
 ) -> Result<bool, Dropped> {
     let mut vc = head(p, list);
     let mut loops = 0;
     while let Some(v) = vc {
-        spam_vcore(p, v, msgs, flags)?;
+        spam_vcore(p, v, msg, flags)?;
         // `notif_pending` must be visible before we re-read the list: the
         // yield path removes the vcore, fences, and re-checks the flag.
         fence(Ordering::SeqCst);
@@ -118,25 +118,26 @@ fn spam_list_member<P: ProcOps>(
     Ok(false)
 }
 
-/// Makes sure `msgs` (one message, or a batch: all posted to each
-/// candidate before its re-check) reach a vcore that will handle them, preferring
-/// `vcoreid`; with `VCORE_MUST_RUN`, one that is running.
+/// Makes sure `msg` reaches a vcore that will handle it, preferring
+/// `vcoreid`; with `VCORE_MUST_RUN`, one that is running. A batch
+/// (`msg: &[EventMsg]`) goes whole to each candidate before its re-check,
+/// so the re-check covers all of it.
 pub(crate) fn spam_public_msg<P: ProcOps>(
     p: &P,
-    msgs: &[EventMsg],
+    msg: impl Msgs,
     v: VcoreId,
     flags: EvqFlags,
 ) -> Result<(), Dropped> {
     let stats = p.events().stats();
     let vcores = p.events().vcores();
     if !vcores.is_mcp() {
-        spam_vcore(p, VcoreId::ZERO, msgs, flags)?;
+        spam_vcore(p, VcoreId::ZERO, msg, flags)?;
         stats.count_spam(SpamPath::Scp);
         return Ok(());
     }
     if flags.contains(EvqFlags::VCORE_MUST_RUN) {
         if is_mapped(p, v) {
-            spam_vcore(p, v, msgs, flags)?;
+            spam_vcore(p, v, msg, flags)?;
             // Check, signal, check again: `notif_pending` before the re-read.
             fence(Ordering::SeqCst);
             if is_mapped(p, v) {
@@ -144,21 +145,21 @@ pub(crate) fn spam_public_msg<P: ProcOps>(
                 return Ok(());
             }
         }
-        if spam_list_member(p, VcoreList::Online, msgs, flags)? {
+        if spam_list_member(p, VcoreList::Online, msg, flags)? {
             return Ok(());
         }
-        return ultimate_fallback(p, msgs, flags);
+        return ultimate_fallback(p, msg, flags);
     }
-    if try_spam_vcore(p, v, msgs, flags)? {
+    if try_spam_vcore(p, v, msg, flags)? {
         stats.count_spam(SpamPath::ChosenVcore);
         return Ok(());
     }
     // A WAITING process has no vcore on the online or bulk lists.
     if vcores.state() == ProcState::Waiting {
-        return ultimate_fallback(p, msgs, flags);
+        return ultimate_fallback(p, msg, flags);
     }
-    if spam_list_member(p, VcoreList::Online, msgs, flags)?
-        || spam_list_member(p, VcoreList::BulkPreempted, msgs, flags)?
+    if spam_list_member(p, VcoreList::Online, msg, flags)?
+        || spam_list_member(p, VcoreList::BulkPreempted, msg, flags)?
     {
         return Ok(());
     }
@@ -166,18 +167,18 @@ pub(crate) fn spam_public_msg<P: ProcOps>(
     // fallback below marked it earlier, or a bulk-preempted vcore that was
     // not restarted). If we are WAITING by now, WAKEUP handles it.
     if let Some(vc) = head(p, VcoreList::Inactive) {
-        if try_spam_vcore(p, vc, msgs, flags)? {
+        if try_spam_vcore(p, vc, msg, flags)? {
             stats.count_spam(SpamPath::InactiveHead);
             return Ok(());
         }
     }
-    ultimate_fallback(p, msgs, flags)
+    ultimate_fallback(p, msg, flags)
 }
 
 /// Under the process lock, where the lists are stable: an online vcore, or
 /// a bulk-preempted one, or else the first inactive vcore (the one a
 /// wakeup will start), which we mark `CAN_RCV_MSG`.
-fn ultimate_fallback<P: ProcOps>(p: &P, msgs: &[EventMsg], flags: EvqFlags) -> Result<(), Dropped> {
+fn ultimate_fallback<P: ProcOps>(p: &P, msg: impl Msgs, flags: EvqFlags) -> Result<(), Dropped> {
     let vcores = p.events().vcores();
     vcores
         .with_lock(|| {
@@ -193,7 +194,7 @@ fn ultimate_fallback<P: ProcOps>(p: &P, msgs: &[EventMsg], flags: EvqFlags) -> R
                     true,
                 ),
             };
-            spam_vcore(p, vc, msgs, flags)?;
+            spam_vcore(p, vc, msg, flags)?;
             if inactive {
                 // It will be woken first; let later senders find it unlocked.
                 vcpd(p, vc)?.set_flags(VcpdFlags::CAN_RCV_MSG, Ordering::SeqCst);
