@@ -114,10 +114,13 @@ fn deliver<P: ProcOps>(
             })
         }
     };
-    // A batch refused part-way is alerted for the part that went in.
-    if *posted == 0 {
-        return result;
-    }
+    // A batch refused part-way is alerted for the part that went in. (A
+    // single message is all or nothing: for it this compiles to `?`.)
+    let refused = match result {
+        Ok(()) => None,
+        Err(d) if msgs.len() == 1 || *posted == 0 => return Err(d),
+        Err(d) => Some(d),
+    };
     let alerted = if flags.contains(EvqFlags::INDIR) {
         // Store-load: the message must be visible before we read
         // `ev_alert_pending`. A consumer clears that flag, fences, then
@@ -131,7 +134,10 @@ fn deliver<P: ProcOps>(
         // the message before the alert.
         try_notify(p, vcoreid, flags)
     };
-    result.and(alerted)
+    match refused {
+        Some(d) => Err(d),
+        None => alerted,
+    }
 }
 
 /// A user address checked through the host, with the reason if refused.
@@ -319,7 +325,7 @@ pub(crate) fn post_vc_msg<P: ProcOps>(
     let vcpd = vcpd(p, v)?;
     let mut posted = 0;
     let result = post_vc_mbox(p, vcpd, v, private, msgs, &mut posted);
-    if posted == 0 {
+    if result.is_err() && (msgs.len() == 1 || posted == 0) {
         return result;
     }
     // Set even without IPI: the flag is what stops a yield. Release: whoever
