@@ -43,8 +43,9 @@ struct Mode {
     setup: fn(&MockProc) -> UserAddr<EventQueue>,
     /// Acknowledge the queue's indirection before each group.
     ack: bool,
-    singles: Duration,
-    batches: Duration,
+    /// Nanoseconds per group.
+    singles: Vec<u64>,
+    batches: Vec<u64>,
 }
 
 fn big_ucq(p: &MockProc, flags: EvqFlags) -> UserAddr<EventQueue> {
@@ -62,36 +63,36 @@ fn batch_vs_singles(quick: bool) {
             name: "UCQ mailbox, no alert",
             setup: |p| big_ucq(p, EvqFlags::empty()),
             ack: false,
-            singles: Duration::ZERO,
-            batches: Duration::ZERO,
+            singles: Vec::new(),
+            batches: Vec::new(),
         },
         Mode {
             name: "UCQ + INDIR | IPI",
             setup: |p| big_ucq(p, EvqFlags::INDIR | EvqFlags::IPI),
             ack: true,
-            singles: Duration::ZERO,
-            batches: Duration::ZERO,
+            singles: Vec::new(),
+            batches: Vec::new(),
         },
         Mode {
             name: "UCQ + INDIR | SPAM_INDIR",
             setup: |p| big_ucq(p, EvqFlags::INDIR | EvqFlags::SPAM_INDIR),
             ack: true,
-            singles: Duration::ZERO,
-            batches: Duration::ZERO,
+            singles: Vec::new(),
+            batches: Vec::new(),
         },
         Mode {
             name: "VCPD mailbox + IPI",
             setup: |p| p.vcpd_evq(EvqFlags::IPI, 1),
             ack: false,
-            singles: Duration::ZERO,
-            batches: Duration::ZERO,
+            singles: Vec::new(),
+            batches: Vec::new(),
         },
         Mode {
             name: "SPAM_PUBLIC",
             setup: |p| p.vcpd_evq(EvqFlags::SPAM_PUBLIC, 1),
             ack: false,
-            singles: Duration::ZERO,
-            batches: Duration::ZERO,
+            singles: Vec::new(),
+            batches: Vec::new(),
         },
     ];
     let queues: Vec<UserAddr<EventQueue>> = modes.iter().map(|m| (m.setup)(&p)).collect();
@@ -127,13 +128,13 @@ fn batch_vs_singles(quick: bool) {
                 if first_batch {
                     let t = Instant::now();
                     send_event_batch(&p, q, &batch, VcoreId::ZERO).unwrap();
-                    mode.batches += t.elapsed();
+                    mode.batches.push(t.elapsed().as_nanos() as u64);
                 } else {
                     let t = Instant::now();
                     for m in &batch {
                         send_event(&p, q, m, VcoreId::ZERO).unwrap();
                     }
-                    mode.singles += t.elapsed();
+                    mode.singles.push(t.elapsed().as_nanos() as u64);
                 }
             }
         }
@@ -142,22 +143,20 @@ fn batch_vs_singles(quick: bool) {
         }
     }
     drain();
-    let per = |d: Duration| d.as_nanos() as f64 / (groups * GROUP) as f64;
+    // Medians of the per-group times: a group the machine interrupted
+    // (this is a shared box) does not skew them as it would a sum.
+    let per = |v: &[u64]| quantiles(v.to_vec()).0 as f64 / GROUP as f64;
     println!(
-        "batch of {GROUP} vs {GROUP} single sends ({groups} groups each, alternated; ns per message)"
+        "batch of {GROUP} vs {GROUP} single sends ({groups} groups each, alternated; median ns \
+         per message, timer included)"
     );
     println!(
         "{:<28} {:>9} {:>9} {:>13}",
         "mode", "singles", "batch", "batch/singles"
     );
     for m in &modes {
-        println!(
-            "{:<28} {:>9.1} {:>9.1} {:>12.2}x",
-            m.name,
-            per(m.singles),
-            per(m.batches),
-            per(m.batches) / per(m.singles)
-        );
+        let (s, b) = (per(&m.singles), per(&m.batches));
+        println!("{:<28} {:>9.1} {:>9.1} {:>12.2}x", m.name, s, b, b / s);
     }
 }
 

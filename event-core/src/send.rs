@@ -285,6 +285,15 @@ impl Msgs for &[EventMsg] {
     }
 
     fn post<P: ProcOps>(self, p: &P, mbox: &EventMbox, posted: &mut usize) -> Result<(), Dropped> {
+        if let Ok(MboxRef::Ucq(ucq)) = mbox.body() {
+            // The common burst target, without a type dispatch per message.
+            let (host, stats) = (UcqHost(p), &p.events().stats().ucq);
+            for msg in self {
+                ucq::send(ucq, msg, &host, stats).map_err(Dropped::Ucq)?;
+                *posted += 1;
+            }
+            return Ok(());
+        }
         for msg in self {
             post_ev_msg(p, mbox, msg)?;
             *posted += 1;

@@ -74,10 +74,12 @@ impl Env {
     /// whose `notif_pending` is set. Returns how many ran.
     fn run_vcores(&self) -> usize {
         let rx = self.rx();
-        (0..VCORES as u32)
-            .filter(|&v| self.p.notif_pending(v))
-            .map(|v| rx.handle_events(vc(v)))
-            .count()
+        let mut ran = 0;
+        for v in (0..VCORES as u32).filter(|&v| self.p.notif_pending(v)) {
+            rx.handle_events(vc(v));
+            ran += 1;
+        }
+        ran
     }
 }
 

@@ -125,7 +125,7 @@ impl Shared {
 fn waiter(s: &'static Shared, w: usize) {
     let rx = s.rx();
     let set: Vec<&WaitQueue<'_>> = waiter_set(w).iter().map(|&q| s.ctl[q]).collect();
-    let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ (w as u64 + 1) * 0x1234_5678_9abc_def1);
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ ((w as u64 + 1) * 0x1234_5678_9abc_def1));
     let mut buf = [EventMsg::default(); 8];
     let mut done = false;
     while !done {
@@ -164,7 +164,7 @@ fn waiter(s: &'static Shared, w: usize) {
 
 fn producer(s: &'static Shared, id: u64) {
     let rx = s.rx();
-    let mut rng = Rng(0xdead_beef ^ (id + 7) * 0x51_7cc1_b727_220a);
+    let mut rng = Rng(0xdead_beef ^ ((id + 7) * 0x51_7cc1_b727_220a));
     let quota = MESSAGES / PRODUCERS;
     let mut sent = 0;
     let mut batch = Vec::with_capacity(32);
