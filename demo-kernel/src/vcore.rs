@@ -144,7 +144,7 @@ fn run_receiver(p: &'static Process, v: u32) {
 }
 
 /// Drains the public mailbox of every other vcore marked `PREEMPTED`.
-fn recover_preempted(p: &Process, rx: &Rx, me: u32, pc: &Pcore) -> usize {
+pub(crate) fn recover_preempted(p: &Process, rx: &Rx, me: u32, pc: &Pcore) -> usize {
     let mut n = 0;
     for other in (0..p.nr_vcores()).filter(|&o| o != me) {
         let vcpd = rx.vcpd(vc(other));

@@ -136,8 +136,8 @@ fn boot(args: &[&str]) -> Boot {
     Boot { output, text }
 }
 
-/// The eight event scenarios, by number and name, as the kernel prints them.
-const SCENARIOS: [(u32, &str); 8] = [
+/// The nine event scenarios, by number and name, as the kernel prints them.
+const SCENARIOS: [(u32, &str); 9] = [
     (1, "ucq-storm"),
     (2, "ceq-coalescing"),
     (3, "bitmap"),
@@ -146,6 +146,7 @@ const SCENARIOS: [(u32, &str); 8] = [
     (6, "waiting-wakeup"),
     (7, "hostile-process"),
     (8, "ipi-latency"),
+    (9, "wait-any"),
 ];
 
 #[test]
