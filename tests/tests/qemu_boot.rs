@@ -4,7 +4,7 @@
 //! `target/kernel`, so this inner cargo never waits for the lock the outer
 //! `cargo test` holds), then boots it through `scripts/demo.sh` under TCG:
 //!
-//! - with `-cpu max -smp 4`: every platform check and each of the eight
+//! - with `-cpu max -smp 4`: every platform check and each of the nine
 //!   event scenarios must pass (each prints a `scenario N name: PASS` line),
 //!   and the event-core counters must be printed;
 //! - with `-cpu qemu64` (no x2APIC): the run must fail, with the clear
