@@ -1,9 +1,9 @@
 //! Kernel-to-user event delivery for multicore kernels, after Akaros.
 //!
-//! The **send side** ([`send_event`], [`send_kernel_event`],
-//! [`post_vcore_event`], [`send_posix_signal`]) is what a kernel calls to
-//! deliver an event to a process: it posts into the mailbox the process's
-//! event queue names (UCQ, CEQ or bitmap), then alerts a vcore with an
+//! The **send side** ([`send_event`], [`send_event_batch`],
+//! [`send_kernel_event`], [`post_vcore_event`], [`send_posix_signal`]) is
+//! what a kernel calls to deliver an event to a process: it posts into
+//! the mailbox the process's event queue names (UCQ, CEQ or bitmap), then alerts a vcore with an
 //! indirection and/or an IPI, or *spams* the message to public VCPD
 //! mailboxes with the fallback algorithm that never loses a message while
 //! vcores yield and get preempted. Everything a kernel must provide is in
@@ -18,8 +18,9 @@
 //!
 //! The **receive side** ([`recv`]) is what a process's vcores run: drain
 //! mailboxes, dispatch to handlers, handle indirections, recover another
-//! vcore's public mailbox after a preemption, set queues up, and yield
-//! without losing messages.
+//! vcore's public mailbox after a preemption, set queues up, yield
+//! without losing messages, and block a thread on several queues with a
+//! deadline ([`recv::wait`]).
 //!
 //! Both sides treat shared memory as written concurrently by the other:
 //! atomics only, and on the kernel side every pointer is checked and every
