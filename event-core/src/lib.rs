@@ -3,10 +3,10 @@
 //! The **send side** ([`send_event`], [`send_event_batch`],
 //! [`send_kernel_event`], [`post_vcore_event`], [`send_posix_signal`]) is
 //! what a kernel calls to deliver an event to a process: it posts into
-//! the mailbox the process's event queue names (UCQ, CEQ or bitmap), then alerts a vcore with an
-//! indirection and/or an IPI, or *spams* the message to public VCPD
-//! mailboxes with the fallback algorithm that never loses a message while
-//! vcores yield and get preempted. Everything a kernel must provide is in
+//! the mailbox the process's event queue names (UCQ, CEQ or bitmap), then
+//! alerts a vcore with an indirection and/or an IPI, or *spams* the
+//! message to public VCPD mailboxes with the fallback algorithm that never
+//! loses a message while vcores yield and get preempted. Everything a kernel must provide is in
 //! [`ProcOps`] (and [`UserMemory`](vcpd_abi::UserMemory), which it
 //! inherits); nothing here touches hardware.
 //!
