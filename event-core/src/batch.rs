@@ -69,8 +69,14 @@ pub fn send_event_batch<P: ProcOps>(
     if msgs.is_empty() {
         return Ok(());
     }
-    check_can_send(p).map_err(|why| BatchDropped { delivered: 0, why })?;
     let stats = p.events().stats();
+    if let Err(why) = check_can_send(p) {
+        // Counted once already; the rest of the batch too.
+        for _ in 1..msgs.len() {
+            stats.count_drop(&why);
+        }
+        return Err(BatchDropped { delivered: 0, why });
+    }
     stats.sends.fetch_add(msgs.len() as u64, Ordering::Relaxed);
     let mut posted = 0;
     let result = p.with_address_space(|| send_in_process(p, ev_q, msgs, vcoreid, &mut posted));

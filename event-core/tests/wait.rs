@@ -479,3 +479,20 @@ fn extract_batch_works_for_every_mailbox_type() {
     send_event(&p, q, &msg(1), V0).unwrap();
     assert_eq!(rx.drain_event_q(p.evq(q), &mut out), 0);
 }
+
+#[test]
+fn a_batch_to_a_dying_process_counts_every_message_dropped() {
+    let p = MockProc::new();
+    let q = p.big_evq(MboxKind::Ucq, EvqFlags::INDIR, 1);
+    let _ = p.set().destroy().unwrap();
+    let err = send_event_batch(&p, q, &msgs(0..5), V0).unwrap_err();
+    assert_eq!(
+        err,
+        BatchDropped {
+            delivered: 0,
+            why: Dropped::Dying
+        }
+    );
+    assert_eq!(p.stats().drops(DropKind::Dying), 5);
+    assert_eq!(p.stats().sends.load(Ordering::Relaxed), 0);
+}

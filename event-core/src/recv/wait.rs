@@ -61,7 +61,7 @@ use vcpd_abi::{EventMsg, EventQueue};
 use super::{Receiver, VcoreRuntime, setup};
 
 /// Threads that may wait on one queue at once (registrations per
-/// [`WaitQueue`]).
+/// [`WaitQueue`]; 3 under `cfg(loom)`, to keep the models small).
 pub const WAITERS_PER_QUEUE: usize = if cfg!(loom) { 3 } else { 8 };
 
 /// A thread, as its runtime names it for [`ThreadRuntime::unpark`]: a
@@ -367,7 +367,8 @@ impl<R: VcoreRuntime> Receiver<'_, R> {
     ///
     /// `rt` must be the runtime the queues' controllers unpark through.
     /// Queues are looked at in order, so an earlier queue that is never
-    /// empty starves later ones for this waiter.
+    /// empty starves later ones for this waiter. With no queues, it waits
+    /// for the deadline (forever without one).
     pub fn wait_any<T: ThreadRuntime + ?Sized>(
         &self,
         rt: &T,
