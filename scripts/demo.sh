@@ -4,13 +4,17 @@
 # isa-debug-exit device (QEMU status 33); anything else (a failed check, an
 # exception, a triple fault, a timeout) exits non-zero.
 #
-#   scripts/demo.sh                 TCG, -cpu max, 4 CPUs
+#   scripts/demo.sh                 TCG, -cpu max, 4 CPUs, QEMU's -kernel loader
+#   scripts/demo.sh --iso           a GRUB ISO instead, booted from CD-ROM by SeaBIOS
+#   scripts/demo.sh --iso-only      only build the ISO (to write to a USB stick)
 #   scripts/demo.sh --kvm           KVM, -cpu host,-arch-capabilities
+#   scripts/demo.sh --kvm --append mode=short   the short mode (fewer messages)
 #   scripts/demo.sh --cpu qemu64    a CPU model without x2APIC: must fail clearly
 #   scripts/demo.sh --smp 2 --append "log=debug"
 #
-# QEMU 10 is installed from bookworm-backports (scripts/install-qemu.sh) when
-# it is missing, unless --no-install is given.
+# QEMU 10 is installed from bookworm-backports (scripts/install-qemu.sh), and
+# for --iso GRUB's tools (scripts/install-grub.sh), when they are missing,
+# unless --no-install is given.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,6 +27,12 @@ usage: scripts/demo.sh [options]
   --mem SIZE        guest memory (default 256M; the user region needs 64M+)
   --append STR      kernel command line (e.g. "log=debug", "fault=pagefault")
   --kernel PATH     boot this kernel ELF instead of building one
+  --iso             build a GRUB ISO of the kernel and boot it with -cdrom
+                    under QEMU's default SeaBIOS (no -kernel, no qboot)
+  --iso-only        build the ISO, print its path, do not boot
+  --iso-out PATH    where the ISO goes (default: next to the kernel ELF)
+  --grub-timeout S  seconds GRUB shows its menu (default 0 when booting
+                    here, 5 with --iso-only: time to pick the short mode)
   --timeout SECS    give up after SECS seconds (default 120)
   --no-install      fail instead of installing QEMU when it is missing
 USAGE
@@ -36,6 +46,10 @@ append=""
 kernel=""
 timeout_s=120
 install=1
+iso=0
+iso_only=0
+iso_out=""
+grub_timeout=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --kvm) accel=kvm ;;
@@ -45,6 +59,10 @@ while [ $# -gt 0 ]; do
         --append) append="${2?--append needs a string}"; shift ;;
         --kernel) kernel="${2:?--kernel needs a path}"; shift ;;
         --timeout) timeout_s="${2:?--timeout needs seconds}"; shift ;;
+        --iso) iso=1 ;;
+        --iso-only) iso=1; iso_only=1 ;;
+        --iso-out) iso_out="${2:?--iso-out needs a path}"; shift ;;
+        --grub-timeout) grub_timeout="${2:?--grub-timeout needs seconds}"; shift ;;
         --no-install) install=0 ;;
         -h|--help) usage; exit 0 ;;
         *) echo "demo.sh: unknown option $1" >&2; usage >&2; exit 2 ;;
@@ -59,6 +77,51 @@ fi
 if [ ! -f "$kernel" ]; then
     echo "demo.sh: no kernel at $kernel" >&2
     exit 2
+fi
+
+if [ "$iso" -eq 1 ]; then
+    if [ "$install" -eq 1 ]; then
+        scripts/install-grub.sh
+    elif ! command -v grub-mkrescue >/dev/null 2>&1 || [ ! -d /usr/lib/grub/i386-pc ]; then
+        echo "demo.sh: grub-mkrescue or GRUB's i386-pc modules are missing (scripts/install-grub.sh installs them)" >&2
+        exit 2
+    fi
+    iso_out="${iso_out:-$(dirname "$kernel")/demo-kernel.iso}"
+    if [ -z "$grub_timeout" ]; then
+        if [ "$iso_only" -eq 1 ]; then grub_timeout=5; else grub_timeout=0; fi
+    fi
+    tree=$(mktemp -d)
+    trap 'rm -rf "$tree"' EXIT
+    mkdir -p "$tree/boot/grub"
+    cp "$kernel" "$tree/boot/kernel.elf"
+    # GRUB talks on COM1 (if the machine has one) and the screen; the
+    # kernel (Multiboot v1, a.out kludge) gets the --append string as its
+    # command line. The second entry is the short mode, for slow
+    # (nested-virtualisation) hosts.
+    cat >"$tree/boot/grub/grub.cfg" <<CFG
+if serial --unit=0 --speed=115200; then
+    terminal_input serial console
+    terminal_output serial console
+fi
+set timeout=$grub_timeout
+menuentry "demo-kernel" {
+    multiboot /boot/kernel.elf $append
+}
+menuentry "demo-kernel, short mode" {
+    multiboot /boot/kernel.elf mode=short $append
+}
+CFG
+    # BIOS GRUB only (-d): the kernel finds ACPI and the screen the BIOS way.
+    if ! grub-mkrescue -d /usr/lib/grub/i386-pc -o "$iso_out" "$tree" >"$tree/mkrescue.log" 2>&1; then
+        cat "$tree/mkrescue.log" >&2
+        echo "demo.sh: grub-mkrescue failed" >&2
+        exit 2
+    fi
+    echo "demo.sh: built $iso_out ($(du -k "$iso_out" | cut -f1) KiB)" >&2
+    if [ "$iso_only" -eq 1 ]; then
+        echo "$iso_out"
+        exit 0
+    fi
 fi
 
 if ! command -v qemu-system-x86_64 >/dev/null 2>&1; then
@@ -83,21 +146,24 @@ else
     cpu="${cpu:-max}"
 fi
 
-# qboot boots a Multiboot kernel much faster than SeaBIOS; use it if present.
-bios=()
-if [ -f /usr/share/qemu/qboot.rom ]; then
-    bios=(-bios /usr/share/qemu/qboot.rom)
-fi
-
 args=(
     -accel "$accel" -cpu "$cpu" -smp "$smp" -m "$mem"
-    "${bios[@]}"
-    -kernel "$kernel"
     -serial stdio -display none -no-reboot -nodefaults
     -device isa-debug-exit,iobase=0xf4,iosize=0x04
 )
-if [ -n "$append" ]; then
-    args+=(-append "$append")
+if [ "$iso" -eq 1 ]; then
+    # As a PC boots it: SeaBIOS (QEMU's default firmware), a CD-ROM, GRUB,
+    # and a VGA card whose text screen the kernel writes too.
+    args+=(-vga std -cdrom "$iso_out" -boot d)
+else
+    # qboot boots a Multiboot kernel much faster than SeaBIOS; use it if present.
+    if [ -f /usr/share/qemu/qboot.rom ]; then
+        args+=(-bios /usr/share/qemu/qboot.rom)
+    fi
+    args+=(-kernel "$kernel")
+    if [ -n "$append" ]; then
+        args+=(-append "$append")
+    fi
 fi
 
 echo "demo.sh: qemu-system-x86_64 ${args[*]}" >&2

@@ -29,13 +29,15 @@ impl Bench {
         let ceq = host.arena.alloc(size_of::<Ceq>(), 8).unwrap();
         let events = host.arena.alloc_slice::<CeqEvent>(BATCH).unwrap();
         let ring = host.arena.alloc_slice::<AtomicI32>(BATCH).unwrap();
-        ceq::init(host.user_ref(ceq).unwrap(), CeqOp::Add, events, ring).unwrap();
+        // SAFETY: arena memory, alive as long as the bench.
+        unsafe { ceq::init(host.user_ref(ceq).unwrap(), CeqOp::Add, events, ring) }.unwrap();
         let ucq = host.arena.alloc(size_of::<Ucq>(), 64).unwrap();
         let (a, b) = (
             host.alloc_user_page().unwrap(),
             host.alloc_user_page().unwrap(),
         );
-        ucq::init(host.user_ref(ucq).unwrap(), a, b).unwrap();
+        // SAFETY: two fresh arena pages; the arena outlives the queue.
+        unsafe { ucq::init(host.user_ref(ucq).unwrap(), a, b) }.unwrap();
         Self { host, ceq, ucq }
     }
 
@@ -58,8 +60,12 @@ fn main() {
     let q: &Ceq = b.host.user_ref(b.ceq).unwrap();
     let u: &Ucq = b.host.user_ref(b.ucq).unwrap();
     let (cs, us) = (CeqStats::new(), UcqStats::new());
-    let drain_ceq = || while ceq::try_recv(q, &Spin).is_some() {};
-    let drain_ucq = || while ucq::try_recv(u, &b.host).is_some() {};
+    // SAFETY: the queue's arrays live in the arena, alive until the end.
+    let qc = unsafe { ceq::Consumer::new(q) };
+    let drain_ceq = || while qc.try_recv(&Spin).is_some() {};
+    // SAFETY: the queue and its pages live in the arena, alive until the end.
+    let uc = unsafe { ucq::Consumer::new(u) };
+    let drain_ucq = || while uc.try_recv(&b.host).is_some() {};
 
     let mut t = [Duration::ZERO; 3];
     for _ in 0..rounds {

@@ -8,18 +8,19 @@
 //! is never lost.
 //!
 //! - [`send`] is the producer half a kernel runs ([`producer`]).
-//! - [`init`], [`try_recv`] and [`is_empty`] are the consumer half
-//!   ([`consumer`]).
+//! - [`Consumer`] (from [`init`] or [`Consumer::new`], `unsafe`: the
+//!   queue's arrays are the process's own memory) and [`is_empty`] are the
+//!   consumer half ([`consumer`]).
 //!
 //! The algorithm and layout are Akaros's CEQ (Rhoden, 2015); the layout is
 //! in `vcpd_abi::ceq`.
 
-#![cfg_attr(not(any(feature = "std", test)), no_std)]
+#![cfg_attr(not(any(feature = "testing", test)), no_std)]
 
 pub mod consumer;
 pub mod producer;
 pub mod stats;
 
-pub use consumer::{ConsumerHost, InitError, Spin, init, is_empty, try_recv};
+pub use consumer::{Consumer, ConsumerHost, InitError, Spin, init, is_empty};
 pub use producer::{NR_MAX_EVENT_TRIES, NR_RING_TRIES, Posted, SendError, send};
 pub use stats::{CeqStats, CeqStatsSnapshot};

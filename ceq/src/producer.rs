@@ -9,7 +9,6 @@
 
 use core::fmt;
 
-use log::warn;
 use vcpd_abi::sync::{AtomicI32, Ordering};
 use vcpd_abi::{Ceq, CeqEvent, CeqOp, EventMsg, UserMemory, UserMemoryExt};
 
@@ -46,8 +45,14 @@ pub enum SendError {
     BadEvent(usize),
     /// The coalescing operation is neither OR nor ADD.
     UnknownOp(u8),
-    /// The reserved ring slot is not writable user memory.
-    BadRingSlot(usize),
+    /// The ring is not `ring_sz` (a non-zero power of two) entries of
+    /// writable user memory. Found before anything is written.
+    BadRing {
+        /// The ring's user address.
+        addr: usize,
+        /// Its claimed size.
+        ring_sz: u32,
+    },
 }
 
 impl fmt::Display for SendError {
@@ -58,7 +63,10 @@ impl fmt::Display for SendError {
             }
             Self::BadEvent(a) => write!(f, "CEQ event entry {a:#x} is not user memory"),
             Self::UnknownOp(op) => write!(f, "CEQ has unknown operation {op}"),
-            Self::BadRingSlot(a) => write!(f, "CEQ ring slot {a:#x} is not user memory"),
+            Self::BadRing { addr, ring_sz } => write!(
+                f,
+                "CEQ ring {addr:#x} of {ring_sz} entries is not a power-of-two array in user memory"
+            ),
         }
     }
 }
@@ -71,6 +79,30 @@ impl core::error::Error for SendError {}
 ///
 /// `ceq` must already have been checked as user memory; the events array
 /// and ring it points at are checked here. Never panics; every loop is bounded.
+///
+/// ```
+/// use ceq::{CeqStats, Spin};
+/// use ucq::ArenaHost;
+/// use vcpd_abi::sync::AtomicI32;
+/// use vcpd_abi::{Ceq, CeqEvent, CeqOp, EventMsg, UserMemoryExt};
+///
+/// let host = ArenaHost::new(1 << 20);
+/// let q: &Ceq = host.user_ref(host.arena.alloc(size_of::<Ceq>(), 8).unwrap()).unwrap();
+/// let events = host.arena.alloc_slice::<CeqEvent>(8).unwrap();
+/// let ring = host.arena.alloc_slice::<AtomicI32>(4).unwrap();
+/// // SAFETY: the queue and its arrays are the process's own memory, kept
+/// // for as long as the queue is used.
+/// let consumer = unsafe { ceq::init(q, CeqOp::Add, events, ring) }.unwrap();
+///
+/// // Three posts to event 2 coalesce into one entry.
+/// let stats = CeqStats::new();
+/// for v in [1, 2, 3] {
+///     ceq::send(q, &EventMsg::new(2).with_arg2(v), &host, &stats).unwrap();
+/// }
+/// let got = consumer.try_recv(&Spin).unwrap();
+/// assert_eq!((got.ev_type, got.ev_arg2), (2, 6));
+/// assert!(consumer.try_recv(&Spin).is_none());
+/// ```
 pub fn send<M: UserMemory + ?Sized>(
     ceq: &Ceq,
     msg: &EventMsg,
@@ -86,9 +118,8 @@ pub fn send<M: UserMemory + ?Sized>(
             bump(match e {
                 SendError::OutOfRange { .. } => &stats.dropped_out_of_range,
                 SendError::UnknownOp(_) => &stats.dropped_bad_op,
-                SendError::BadEvent(_) | SendError::BadRingSlot(_) => &stats.dropped_bad_addr,
+                SendError::BadEvent(_) | SendError::BadRing { .. } => &stats.dropped_bad_addr,
             });
-            warn!("ceq {:#x}: {e}; event dropped", ceq as *const Ceq as usize);
         }
     }
     if result.is_ok() {
@@ -120,6 +151,22 @@ fn post<M: UserMemory + ?Sized>(
         .ok_or(SendError::BadEvent(
             events.wrapping_add(idx.wrapping_mul(size_of::<CeqEvent>())),
         ))?;
+    // The ring, checked whole before anything is written: a bad ring found
+    // only after coalescing and posting would strand the value in an entry
+    // marked posted that no consumer looks for. Size and address are read
+    // once; the slot index below is masked into this same checked slice.
+    let ring_addr = ceq.ring.load(Ordering::Relaxed);
+    let ring_sz = ceq.ring_sz.load(Ordering::Relaxed);
+    let bad_ring = SendError::BadRing {
+        addr: ring_addr,
+        ring_sz,
+    };
+    if !ring_sz.is_power_of_two() {
+        return Err(bad_ring);
+    }
+    let ring = mem
+        .user_slice::<AtomicI32>(ring_addr, ring_sz as usize)
+        .ok_or(bad_ring)?;
     raise_max_event(ceq, idx, stats);
     // The blob is last-writer-wins with no ordering promise; write it first.
     entry.blob_data.store(msg.ev_arg3 as u64, Ordering::Relaxed);
@@ -142,20 +189,16 @@ fn post<M: UserMemory + ?Sized>(
     // find the flag (it extracts only flagged entries), and an overflow
     // scan must find it too.
     entry.idx_posted.store(true, Ordering::Release);
-    let Some(slot) = reserve_ring_slot(ceq) else {
+    // Present: `ring` is the non-empty, power-of-two slice checked above,
+    // and the mask keeps the slot inside it.
+    let cell =
+        reserve_ring_slot(ceq, ring.len()).and_then(|slot| ring.get(slot & (ring.len() - 1)));
+    let Some(cell) = cell else {
         // Release: a consumer that clears this flag (acquire swap) sees our
         // `idx_posted` and `max_event_ever` updates before it scans.
         ceq.ring_overflowed.store(true, Ordering::Release);
         return Ok(Posted::Overflowed);
     };
-    let ring = ceq.ring.load(Ordering::Relaxed);
-    let ring_sz = ceq.ring_sz.load(Ordering::Relaxed) as usize;
-    let ring_idx = slot & ring_sz.wrapping_sub(1);
-    let cell = mem
-        .user_elem::<AtomicI32>(ring, ring_idx)
-        .ok_or(SendError::BadRingSlot(
-            ring.wrapping_add(ring_idx.wrapping_mul(size_of::<i32>())),
-        ))?;
     // Release pairs with the consumer's acquire spin on the slot.
     cell.store(i32::from(msg.ev_type), Ordering::Release);
     Ok(Posted::Ring)
@@ -183,9 +226,8 @@ fn raise_max_event(ceq: &Ceq, idx: usize, stats: &CeqStats) {
 }
 
 /// Reserves a ring slot by compare-and-swap on `prod_idx`, or `None` when
-/// the ring is full or the race was lost [`NR_RING_TRIES`] times.
-fn reserve_ring_slot(ceq: &Ceq) -> Option<usize> {
-    let ring_sz = ceq.ring_sz.load(Ordering::Relaxed) as usize;
+/// the ring (of the `ring_sz` the caller checked) is full or the race was lost [`NR_RING_TRIES`] times.
+fn reserve_ring_slot(ceq: &Ceq, ring_sz: usize) -> Option<usize> {
     for _ in 0..NR_RING_TRIES {
         let prod = ceq.prod_idx.load(Ordering::Acquire);
         // Acquire pairs with the consumers' release of `cons_pub_idx`: the

@@ -54,7 +54,9 @@ fn attack(script: Vec<Scribble>, sends: usize) {
     let ceq = arena.user_ref::<Ceq>(ceq_addr).unwrap();
     let events = arena.alloc_slice::<CeqEvent>(40).unwrap();
     let ring = arena.alloc_slice::<AtomicI32>(8).unwrap();
-    ceq::init(ceq, CeqOp::Add, events, ring).unwrap();
+    // SAFETY: arena memory that outlives the test; no consumer follows the
+    // addresses the scribbler writes.
+    unsafe { ceq::init(ceq, CeqOp::Add, events, ring) }.unwrap();
     let stats = Arc::new(CeqStats::new());
     let done = Arc::new(AtomicBool::new(false));
     // Producers start once the scribbler has made a first pass.

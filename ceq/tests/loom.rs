@@ -29,8 +29,15 @@ impl Env {
             events: Box::new(std::array::from_fn(|_| CeqEvent::default())),
             ring: Box::new([AtomicI32::new(0)]),
         };
-        ceq::init(&env.ceq, CeqOp::Add, &*env.events, &*env.ring).unwrap();
+        // SAFETY: boxes the environment owns; every consumer borrows the
+        // environment, so none outlives them.
+        unsafe { ceq::init(&env.ceq, CeqOp::Add, &*env.events, &*env.ring) }.unwrap();
         Arc::new(env)
+    }
+
+    fn consumer(&self) -> ceq::Consumer<'_> {
+        // SAFETY: as in `new`: the arrays are boxes alive for `&self`.
+        unsafe { ceq::Consumer::new(&self.ceq) }
     }
 
     fn regions(&self) -> [(usize, usize); 3] {
@@ -85,7 +92,7 @@ fn send(env: &Env, idx: u16, v: u32) {
 }
 
 fn take_all(env: &Env, sums: &mut [u64; 3]) {
-    while let Some(m) = ceq::try_recv(&env.ceq, &Yield) {
+    while let Some(m) = env.consumer().try_recv(&Yield) {
         sums[usize::from(m.ev_type)] += m.ev_arg4;
     }
 }

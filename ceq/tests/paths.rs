@@ -12,6 +12,7 @@ use vcpd_abi::{CEQ_EMPTY_SLOT, Ceq, CeqEvent, CeqOp, EventMsg, UserMemoryExt};
 
 struct Setup<'a> {
     arena: &'a UserArena,
+    cons: ceq::Consumer<'a>,
     ceq: &'a Ceq,
     events: &'a [CeqEvent],
     ring: &'a [AtomicI32],
@@ -23,9 +24,12 @@ impl<'a> Setup<'a> {
         let ceq = arena.alloc_zeroed::<Ceq>().unwrap();
         let events = arena.alloc_slice::<CeqEvent>(nr_events).unwrap();
         let ring = arena.alloc_slice::<AtomicI32>(ring_sz).unwrap();
-        ceq::init(ceq, op, events, ring).unwrap();
+        // SAFETY: the queue and its arrays live in the arena (the simulated
+        // process's own memory), which outlives every use of the queue here.
+        let cons = unsafe { ceq::init(ceq, op, events, ring) }.unwrap();
         Self {
             arena,
+            cons,
             ceq,
             events,
             ring,
@@ -43,7 +47,16 @@ impl<'a> Setup<'a> {
     }
 
     fn recv(&self) -> Option<EventMsg> {
-        ceq::try_recv(self.ceq, &Spin)
+        self.cons.try_recv(&Spin)
+    }
+
+    /// A consumer rebuilt from what the queue holds now (as a vcore that
+    /// finds the queue in a mailbox makes one).
+    fn attached(&self) -> ceq::Consumer<'a> {
+        // SAFETY: the queue's addresses point into the arena; tests that
+        // corrupt `ring_sz` only ever shrink what the handle covers or make
+        // it refuse the ring.
+        unsafe { ceq::Consumer::new(self.ceq) }
     }
 
     fn drain(&self) -> Vec<(u16, u64)> {
@@ -63,19 +76,18 @@ fn init_validates_its_arrays() {
     let ceq = a.alloc_zeroed::<Ceq>().unwrap();
     let events = a.alloc_slice::<CeqEvent>(4).unwrap();
     let ring3 = a.alloc_slice::<AtomicI32>(3).unwrap();
+    // SAFETY: arena memory, alive for the whole test.
+    let init = |e, r| unsafe { ceq::init(ceq, CeqOp::Or, e, r) }.err();
+    assert_eq!(init(events, ring3), Some(ceq::InitError::BadRingSize(3)));
     assert_eq!(
-        ceq::init(ceq, CeqOp::Or, events, ring3),
-        Err(ceq::InitError::BadRingSize(3))
+        init(events, &ring3[..0]),
+        Some(ceq::InitError::BadRingSize(0))
     );
     assert_eq!(
-        ceq::init(ceq, CeqOp::Or, events, &ring3[..0]),
-        Err(ceq::InitError::BadRingSize(0))
+        init(&events[..0], &ring3[..2]),
+        Some(ceq::InitError::NullArray)
     );
-    assert_eq!(
-        ceq::init(ceq, CeqOp::Or, &events[..0], &ring3[..2]),
-        Err(ceq::InitError::NullArray)
-    );
-    ceq::init(ceq, CeqOp::Or, events, &ring3[..2]).unwrap();
+    assert_eq!(init(events, &ring3[..2]), None);
     assert!(
         ring3[..2]
             .iter()
@@ -285,7 +297,10 @@ fn bad_pointers_drop_only_that_event() {
     s.ceq.events.store(good_events, Ordering::Relaxed);
     let good_ring = s.ceq.ring.load(Ordering::Relaxed);
     s.ceq.ring.store(0, Ordering::Relaxed);
-    assert!(matches!(s.send(7, 1), Err(SendError::BadRingSlot(_))));
+    assert!(matches!(
+        s.send(7, 1),
+        Err(SendError::BadRing { addr: 0, .. })
+    ));
     s.ceq.ring.store(good_ring, Ordering::Relaxed);
     assert_eq!(s.stats.snapshot().dropped_bad_addr, 2);
     assert!(a.guards_intact());
@@ -303,5 +318,73 @@ fn garbage_ring_size_never_indexes_outside() {
         s.events[1].idx_posted.store(false, Ordering::Relaxed);
         let _ = s.send(1, 1);
     }
+    assert!(a.guards_intact());
+}
+
+/// A ring the producer cannot use is found before anything is written:
+/// the entry is not coalesced into, not marked posted, `prod_idx` and
+/// `max_event_ever` do not move. (Validating only after posting left the
+/// value in an entry marked posted that no consumer looks for, and every
+/// later send to it said "already posted".)
+#[test]
+fn bad_ring_is_refused_before_any_write() {
+    let a = arena();
+    let s = Setup::new(&a, CeqOp::Add, 8, 4);
+    let good_ring = s.ceq.ring.load(Ordering::Relaxed);
+    for (ring, sz) in [
+        (a.user_range().end - 8, 4),
+        (good_ring + 2, 4),
+        (good_ring, 0),
+        (good_ring, 3),
+        (good_ring, 1 << 20),
+    ] {
+        s.ceq.ring.store(ring, Ordering::Relaxed);
+        s.ceq.ring_sz.store(sz, Ordering::Relaxed);
+        assert_eq!(
+            s.send(5, 9),
+            Err(SendError::BadRing {
+                addr: ring,
+                ring_sz: sz
+            })
+        );
+        assert_eq!(s.events[5].coalesce.load(Ordering::Relaxed), 0);
+        assert!(!s.events[5].idx_posted.load(Ordering::Relaxed));
+        assert_eq!(s.events[5].blob_data.load(Ordering::Relaxed), 0);
+        assert_eq!(s.ceq.prod_idx.load(Ordering::Relaxed), 0);
+        assert_eq!(s.ceq.max_event_ever.load(Ordering::Relaxed), 0);
+    }
+    s.ceq.ring.store(good_ring, Ordering::Relaxed);
+    s.ceq.ring_sz.store(4, Ordering::Relaxed);
+    assert_eq!(s.send(5, 9), Ok(Posted::Ring), "not 'already posted'");
+    assert_eq!(s.drain(), vec![(5, 9)]);
+    assert_eq!(s.stats.snapshot().dropped_bad_addr, 5);
+    assert!(a.guards_intact());
+}
+
+/// A process that corrupts its own `ring_sz` (to 0, or to a size that is
+/// not a power of two) while indices say the ring holds entries: a
+/// consumer made from the queue neither panics nor reads past the ring
+/// (`ring_sz - 1` unchecked wrapped to a mask of all ones in release
+/// builds and read far outside it), and events still arrive by the scan.
+#[test]
+fn corrupt_ring_size_is_safe_for_consumers() {
+    let a = arena();
+    let s = Setup::new(&a, CeqOp::Or, 4, 4);
+    s.send(2, 0b10).unwrap();
+    for sz in [0u32, 3, 6] {
+        s.ceq.ring_sz.store(sz, Ordering::Relaxed);
+        // A huge position: with an unmasked or all-ones index it would land
+        // far outside the ring.
+        s.ceq.cons_pvt_idx.store(1 << 40, Ordering::Relaxed);
+        s.ceq.cons_pub_idx.store(1 << 40, Ordering::Relaxed);
+        s.ceq.prod_idx.store((1 << 40) + 1, Ordering::Relaxed);
+        let c = s.attached();
+        assert!(c.try_recv(&Spin).is_none(), "ring_sz {sz}: nothing to find");
+    }
+    // Flag an overflow: the scan finds the event without the ring.
+    s.ceq.ring_sz.store(0, Ordering::Relaxed);
+    s.ceq.ring_overflowed.store(true, Ordering::Relaxed);
+    let m = s.attached().try_recv(&Spin).expect("found by the scan");
+    assert_eq!((m.ev_type, m.ev_arg4), (2, 0b10));
     assert!(a.guards_intact());
 }

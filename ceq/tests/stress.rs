@@ -37,7 +37,9 @@ fn run_inner(op: CeqOp, producers: usize, consumers: usize, ring_sz: usize) {
     let ceq = arena.user_ref::<Ceq>(ceq_addr).unwrap();
     let events = arena.alloc_slice::<CeqEvent>(NR_EVENTS).unwrap();
     let ring = arena.alloc_slice::<AtomicI32>(ring_sz).unwrap();
-    ceq::init(ceq, op, events, ring).unwrap();
+    // SAFETY: the queue and its arrays live in the arena (the simulated
+    // process's own memory), which every thread keeps alive via its `Arc`.
+    let consumer = unsafe { ceq::init(ceq, op, events, ring) }.unwrap();
     let stats = Arc::new(CeqStats::new());
     let producers_done = Arc::new(AtomicBool::new(false));
 
@@ -59,10 +61,12 @@ fn run_inner(op: CeqOp, producers: usize, consumers: usize, ring_sz: usize) {
             let (arena, done) = (arena.clone(), producers_done.clone());
             thread::spawn(move || {
                 let ceq = arena.user_ref::<Ceq>(ceq_addr).unwrap();
+                // SAFETY: as for `init`: the arena outlives this thread.
+                let c = unsafe { ceq::Consumer::new(ceq) };
                 let mut got = vec![0u64; NR_EVENTS];
                 loop {
                     let finished = done.load(Ordering::Acquire);
-                    match ceq::try_recv(ceq, &Spin) {
+                    match c.try_recv(&Spin) {
                         Some(m) => match op {
                             CeqOp::Add => got[usize::from(m.ev_type)] += m.ev_arg4,
                             CeqOp::Or => got[usize::from(m.ev_type)] |= m.ev_arg4,
@@ -89,7 +93,7 @@ fn run_inner(op: CeqOp, producers: usize, consumers: usize, ring_sz: usize) {
         }
     }
     assert!(ceq::is_empty(ceq));
-    assert!(ceq::try_recv(ceq, &Spin).is_none());
+    assert!(consumer.try_recv(&Spin).is_none());
 
     let mut want = vec![0u64; NR_EVENTS];
     for p in 0..producers {

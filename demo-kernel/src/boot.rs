@@ -31,9 +31,11 @@ const MULTIBOOT_LOADER_MAGIC: u32 = 0x2bad_b002;
 extern "C" fn rust_entry(magic: u32, info_addr: u32) -> ! {
     // GS first: the console, the logger and panics ask which CPU they run on.
     crate::percpu::install(0);
-    crate::serial::init();
+    crate::console::init();
     if magic != MULTIBOOT_LOADER_MAGIC {
-        panic!("not started by a Multiboot loader (EAX = {magic:#x}); boot with QEMU -kernel");
+        panic!(
+            "not started by a Multiboot loader (EAX = {magic:#x}); boot with QEMU -kernel or GRUB"
+        );
     }
     crate::kmain(info_addr as usize)
 }

@@ -110,7 +110,8 @@ pub fn allocators() {
     println!("user region check: ok ({N} pages allocated and freed, bounds checks hold)");
 }
 
-/// Checks that every CPU QEMU reported came up with a distinct APIC id.
+/// Checks that every CPU smp.rs started (from the MADT) came up, and
+/// prints its APIC id.
 pub fn cpus_online(expected: usize) {
     let online = percpu::online().count();
     for cpu in percpu::online() {

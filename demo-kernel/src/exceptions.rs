@@ -1,7 +1,7 @@
 //! Readable reports of CPU exceptions and unexpected interrupts.
 //!
 //! The kernel has no way to recover from an exception, so every one ends
-//! the run: a report on the serial console (what, where, the registers),
+//! the run: a report on the console (what, where, the registers),
 //! then QEMU exits with the failure status. The report goes through the
 //! panic writer, because the exception may have struck while this CPU held
 //! the console lock.
@@ -51,7 +51,7 @@ fn cpu_label() -> usize {
 pub fn fatal(frame: &InterruptFrame) -> ! {
     let vector = frame.vector as u8;
     let (name, mnemonic) = describe(vector);
-    let mut w = crate::serial::panic_writer();
+    let mut w = crate::console::panic_writer();
     let _ = writeln!(
         w,
         "\nEXCEPTION: {name} ({mnemonic}, vector {vector}) on cpu {}, error code {:#x}",
@@ -90,7 +90,7 @@ pub fn fatal(frame: &InterruptFrame) -> ! {
 
 /// Reports an interrupt on a vector nobody registered and ends the run.
 pub fn unexpected_interrupt(frame: &InterruptFrame) -> ! {
-    let mut w = crate::serial::panic_writer();
+    let mut w = crate::console::panic_writer();
     let _ = writeln!(
         w,
         "\nUNEXPECTED INTERRUPT: vector {:#x} on cpu {} has no handler (idt::register)",

@@ -1,4 +1,4 @@
-//! The `log` backend: every record goes to the serial console, tagged with
+//! The `log` backend: every record goes to the console, tagged with
 //! the CPU that logged it.
 //!
 //! The library crates (event-core, ucq, ...) report through `log`, e.g. a

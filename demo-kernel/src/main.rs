@@ -1,22 +1,27 @@
 //! demo-kernel: a small x86_64 kernel that shows how to adopt the
 //! vcpd-events crates, and proves event delivery end to end in QEMU.
 //!
-//! It boots from QEMU's `-kernel` (Multiboot v1), starts every CPU QEMU
-//! gives it, checks the platform, runs the event scenarios and leaves QEMU
-//! with a pass/fail status. The platform, one concept per module:
+//! It boots from a Multiboot v1 loader (QEMU's `-kernel`, or GRUB from the
+//! ISO `scripts/demo.sh --iso` builds), starts every CPU the ACPI MADT
+//! lists, checks the platform, runs the event scenarios and leaves QEMU
+//! with a pass/fail status (on a real machine it halts after the verdict).
+//! The platform, one concept per module:
 //!
 //! | module | what |
 //! |---|---|
 //! | [`boot`] (+ `asm/boot.S`) | Multiboot header, 32-bit entry, page tables, long mode |
 //! | [`multiboot`] | the loader's memory map and command line |
-//! | [`serial`], [`klog`] | COM1 console, `print!`/`println!`, the `log` backend |
+//! | [`console`] | `print!`/`println!` to every output device there is |
+//! | [`serial`], [`vga`] | the devices: COM1 (`uart_16550`), the VGA text screen |
+//! | [`klog`] | the `log` backend |
 //! | [`qemu`] | leaving QEMU with a status (`isa-debug-exit`) |
 //! | [`percpu`] | per-CPU data found through GS, stacks |
 //! | [`gdt`] | per-CPU GDT and TSS with IST stacks |
 //! | [`idt`] (+ `asm/isr.S`), [`exceptions`] | entry stubs, dispatch, handler registration, fatal reports |
 //! | [`memory`] | the 4 KiB frame allocator |
 //! | [`user_region`] | the process's memory: bounds and a page allocator |
-//! | [`fwcfg`] | CPU count from QEMU's fw_cfg |
+//! | [`madt`] | the CPUs and their APIC ids, from the ACPI MADT (`acpi`) |
+//! | [`fwcfg`] | QEMU's CPU count, a cross-check of the MADT |
 //! | [`lapic`] | the x2APIC (through the `apic` crate): IPIs, EOI, timer |
 //! | [`time`] | TSC calibration, delays, the periodic tick |
 //! | [`smp`] (+ `asm/trampoline.S`) | INIT-SIPI-SIPI and the AP entry |
@@ -42,7 +47,7 @@
 #![no_main]
 
 #[macro_use]
-pub mod serial;
+pub mod console;
 pub mod boot;
 pub mod checks;
 pub mod exceptions;
@@ -52,6 +57,7 @@ pub mod idt;
 pub mod jobs;
 pub mod klog;
 pub mod lapic;
+pub mod madt;
 pub mod memory;
 pub mod multiboot;
 pub mod percpu;
@@ -61,11 +67,13 @@ pub mod qemu;
 pub mod runtime;
 pub mod scenarios;
 pub mod sched;
+pub mod serial;
 pub mod smp;
 pub mod time;
 pub mod user_region;
 pub mod uspace;
 pub mod vcore;
+pub mod vga;
 
 use core::fmt::Write;
 use core::panic::PanicInfo;
@@ -84,6 +92,12 @@ fn kmain(info_addr: usize) -> ! {
     println!(
         "demo-kernel: booting (command line: {:?})",
         info.cmdline.as_str()
+    );
+    let (serial, vga) = console::devices();
+    println!(
+        "console: serial COM1 {}, VGA text screen {}",
+        if serial { "yes" } else { "no" },
+        if vga { "yes" } else { "no" }
     );
 
     // This CPU's tables first: from here on a fault is reported, not a
@@ -114,7 +128,12 @@ fn kmain(info_addr: usize) -> ! {
 
     inject_fault(&info);
 
-    let failed = scenarios::run_all();
+    let mode = if info.has_option("mode=short") {
+        scenarios::Mode::Short
+    } else {
+        scenarios::Mode::Full
+    };
+    let failed = scenarios::run_all(mode);
     if failed > 0 {
         println!("demo-kernel: FAILED ({failed} scenarios failed)");
         exit_qemu(QemuExit::Failure);
@@ -140,7 +159,7 @@ fn inject_fault(info: &BootInfo) {
 /// Ends the run with a one-line reason; for failures that are the
 /// environment's, not a bug (e.g. a CPU model without x2APIC).
 pub fn fatal(reason: core::fmt::Arguments<'_>) -> ! {
-    let mut w = serial::panic_writer();
+    let mut w = console::panic_writer();
     let _ = writeln!(w, "demo-kernel: FATAL: {reason}");
     let _ = writeln!(w, "demo-kernel: FAILED");
     exit_qemu(QemuExit::Failure)
@@ -149,7 +168,7 @@ pub fn fatal(reason: core::fmt::Arguments<'_>) -> ! {
 #[panic_handler]
 fn panic(info: &PanicInfo<'_>) -> ! {
     let cpu = percpu::try_current().map_or(0, |cpu| cpu.index());
-    let mut w = serial::panic_writer();
+    let mut w = console::panic_writer();
     match info.location() {
         Some(at) => {
             let _ = write!(w, "\nPANIC on cpu {cpu} at {}:{}: ", at.file(), at.line());

@@ -25,7 +25,7 @@ use x86_64::structures::tss::TaskStateSegment;
 use crate::gdt::CpuGdt;
 use crate::jobs::Mailbox;
 
-/// The most CPUs the kernel runs; QEMU's extra CPUs stay asleep.
+/// The most CPUs the kernel runs; the machine's extra CPUs stay asleep.
 pub const MAX_CPUS: usize = 16;
 /// Size of each AP's kernel stack.
 pub const KERNEL_STACK_SIZE: usize = 64 * 1024;

@@ -17,7 +17,6 @@
 use core::fmt;
 use core::sync::atomic::AtomicU64;
 
-use log::warn;
 use vcpd_abi::sync::Ordering;
 use vcpd_abi::{EVBITMAP_BYTES, EvBitmap, EventMsg, MAX_NR_EVENT};
 
@@ -60,16 +59,26 @@ impl BitmapStats {
 /// Records an event of type `ev_type` in `evbm` (which the caller has
 /// checked as user memory). The bit is all a bitmap keeps: arguments are
 /// not delivered.
+///
+/// ```
+/// use evbitmap::BitmapStats;
+/// use vcpd_abi::EvBitmap;
+///
+/// let bm = EvBitmap::default();
+/// evbitmap::init(&bm);
+/// let stats = BitmapStats::new();
+/// evbitmap::send(&bm, 7, &stats).unwrap();
+/// evbitmap::send(&bm, 7, &stats).unwrap(); // one bit: types, not counts
+/// assert_eq!(evbitmap::try_recv(&bm).map(|m| m.ev_type), Some(7));
+/// assert!(evbitmap::try_recv(&bm).is_none());
+/// assert!(evbitmap::send(&bm, 50, &stats).is_err()); // not below MAX_NR_EVENT
+/// ```
 pub fn send(evbm: &EvBitmap, ev_type: u16, stats: &BitmapStats) -> Result<(), SendError> {
     let t = usize::from(ev_type);
     if t >= MAX_NR_EVENT {
         stats
             .dropped_out_of_range
             .fetch_add(1, core::sync::atomic::Ordering::Relaxed);
-        warn!(
-            "evbitmap {:#x}: event type {t} out of range, dropped",
-            evbm as *const EvBitmap as usize
-        );
         return Err(SendError::OutOfRange(ev_type));
     }
     evbm.bitmap[t / 8].fetch_or(1 << (t % 8), Ordering::Release);

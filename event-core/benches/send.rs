@@ -12,7 +12,7 @@
 mod common;
 
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use common::{MockProc, VCORES, vc};
 use event_core::recv::HandlerTable;
@@ -34,7 +34,6 @@ impl ucq::ConsumerHost for Consumer<'_> {
 struct Mode {
     name: &'static str,
     setup: fn(&MockProc) -> UserAddr<EventQueue>,
-    total: Duration,
 }
 
 fn big_ucq(p: &MockProc, flags: EvqFlags) -> UserAddr<EventQueue> {
@@ -43,9 +42,22 @@ fn big_ucq(p: &MockProc, flags: EvqFlags) -> UserAddr<EventQueue> {
 
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
+    // SEND_BENCH_ONLY=<k>: time only mode k (and the bare post), e.g. to
+    // profile one mode under callgrind.
+    let only: Option<usize> = std::env::var("SEND_BENCH_ONLY")
+        .ok()
+        .and_then(|v| v.parse().ok());
     let rounds = if quick { 30 } else { 300 };
     let p = MockProc::new();
     p.record_ipis.store(false, Ordering::Relaxed);
+    // Touch every page now: the host OS's first-touch page faults are not
+    // part of a send (a kernel's user pages are already mapped).
+    // (An atomic no-op write: it faults the page in and keeps what is there.)
+    for page in p.arena.user_range().step_by(vcpd_abi::PAGE_SIZE) {
+        if let Some(b) = UserAddr::<vcpd_abi::sync::AtomicU8>::new(page).check(&p.arena) {
+            b.fetch_or(0, Ordering::Relaxed);
+        }
+    }
     let handlers = HandlerTable::new();
     let rx = p.receiver(&handlers);
     let bare_q = big_ucq(&p, EvqFlags::empty());
@@ -56,35 +68,29 @@ fn main() {
         .ev_imbox
         .as_ucq();
 
-    let mut modes = [
+    let modes = [
         Mode {
             name: "UCQ mailbox (no alert)",
             setup: |p| big_ucq(p, EvqFlags::empty()),
-            total: Duration::ZERO,
         },
         Mode {
             name: "VCPD mailbox + IPI",
             setup: |p| p.vcpd_evq(EvqFlags::IPI, 1),
-            total: Duration::ZERO,
         },
         Mode {
             name: "INDIR, throttled",
             setup: |p| big_ucq(p, EvqFlags::INDIR | EvqFlags::IPI),
-            total: Duration::ZERO,
         },
         Mode {
             name: "SPAM_PUBLIC fast path",
             setup: |p| p.vcpd_evq(EvqFlags::SPAM_PUBLIC, 1),
-            total: Duration::ZERO,
         },
         Mode {
             name: "SPAM_PUBLIC locked fallback",
             setup: |p| p.vcpd_evq(EvqFlags::SPAM_PUBLIC, 1),
-            total: Duration::ZERO,
         },
     ];
     let queues: Vec<UserAddr<EventQueue>> = modes.iter().map(|m| (m.setup)(&p)).collect();
-    let mut bare = Duration::ZERO;
     let stats = ucq::UcqStats::new();
     let bare_host = p.ucq_host();
     let drain_all = |p: &MockProc| {
@@ -99,21 +105,35 @@ fn main() {
             }
         }
     };
-    for _ in 0..rounds {
+    // Each trial times a batch of bare posts and then a batch of the mode,
+    // back to back: the ratio of the two is immune to the machine's drift.
+    let mut bare = vec![];
+    let mut samples: Vec<Vec<(f64, f64)>> = vec![vec![]; modes.len()];
+    let bare_post = |i: &mut u32| {
         let t = Instant::now();
-        for i in 0..BATCH {
+        for _ in 0..BATCH {
             ucq::send(
                 bare_ucq,
-                &EventMsg::new(9).with_arg2(i as u32),
+                &EventMsg::new(9).with_arg2(*i),
                 &bare_host,
                 &stats,
             )
             .unwrap();
+            *i += 1;
         }
-        bare += t.elapsed();
-        while ucq::try_recv(bare_ucq, &Consumer(&p)).is_some() {}
-        drain_all(&p);
-        for (k, mode) in modes.iter_mut().enumerate() {
+        let ns = t.elapsed().as_nanos() as f64 / BATCH as f64;
+        // SAFETY: the queue was set up by `big_evq` in the mock process's
+        // arena, which `p` keeps alive.
+        let consumer = unsafe { ucq::Consumer::new(bare_ucq) };
+        while consumer.try_recv(&Consumer(&p)).is_some() {}
+        ns
+    };
+    let mut seq = 0u32;
+    for _ in 0..rounds {
+        for k in 0..modes.len() {
+            if only.is_some_and(|o| o != k) {
+                continue;
+            }
             let fallback = k == 4;
             if fallback {
                 // WAITING, the chosen vcore not receptive: every send takes
@@ -121,6 +141,8 @@ fn main() {
                 p.arrange(&[], &[], &[2, 0, 1, 3]);
                 p.set_can_rcv(1, false);
             }
+            let base = bare_post(&mut seq);
+            bare.push(base);
             let t = Instant::now();
             for i in 0..BATCH {
                 send_event(
@@ -131,7 +153,8 @@ fn main() {
                 )
                 .unwrap();
             }
-            mode.total += t.elapsed();
+            let ns = t.elapsed().as_nanos() as f64 / BATCH as f64;
+            samples[k].push((ns, ns / base));
             if fallback {
                 p.arrange(&[0, 1, 2, 3], &[], &[]);
                 p.set_can_rcv(1, true);
@@ -146,22 +169,42 @@ fn main() {
             }
         }
     }
-    let per = |d: Duration| d.as_nanos() as f64 / (rounds * BATCH) as f64;
-    let base = per(bare);
     println!(
-        "send_event cost per mode ({rounds} rounds of {BATCH} sends; ratio to a bare UCQ post)"
+        "send_event cost per mode ({rounds} trials of {BATCH} sends, each after {BATCH} bare UCQ posts; medians, ratio spread p10-p90)"
     );
     println!(
         "{:<30} {:7.1} ns   1.00x",
-        "bare UCQ post (ucq::send)", base
+        "bare UCQ post (ucq::send)",
+        median(&mut bare)
     );
-    for m in &modes {
+    println!(
+        "BENCH\tsend\tbare UCQ post (ucq::send)\t{:.1}\t1.00\t-\t-",
+        median(&mut bare)
+    );
+    for (m, s) in modes.iter().zip(&mut samples) {
+        if s.is_empty() {
+            continue;
+        }
+        let mut ns: Vec<f64> = s.iter().map(|x| x.0).collect();
+        let mut ratio: Vec<f64> = s.iter().map(|x| x.1).collect();
+        let (lo, hi) = spread(&mut ratio);
+        let (n, r) = (median(&mut ns), median(&mut ratio));
+        println!("{:<30} {n:7.1} ns   {r:.2}x  ({lo:.2}-{hi:.2})", m.name);
         println!(
-            "{:<30} {:7.1} ns   {:.2}x",
-            m.name,
-            per(m.total),
-            per(m.total) / base
+            "BENCH\tsend\t{}\t{n:.1}\t{r:.2}\t-\t{lo:.2}-{hi:.2}",
+            m.name
         );
     }
     println!("\n{}", p.stats());
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// The 10th and 90th percentiles.
+fn spread(v: &mut [f64]) -> (f64, f64) {
+    v.sort_by(f64::total_cmp);
+    (v[v.len() / 10], v[(v.len() * 9) / 10])
 }

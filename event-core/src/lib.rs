@@ -28,6 +28,33 @@
 //! Memory-ordering comments at each fence say which race it closes.
 
 //!
+//! # A first delivered event
+//!
+//! A kernel keeps a [`ProcEvents`] in each process and implements
+//! [`ProcOps`] (see `examples/hello_host.rs` for a complete std host);
+//! `testing::ToyHost` (feature `testing`) is the smallest one:
+//!
+//! ```
+//! use event_core::abi::{EventMsg, EventQueue, EvqFlags, UserAddr};
+//! use event_core::recv::setup;
+//! use event_core::testing::ToyHost;
+//! use event_core::{VcoreId, send_event};
+//!
+//! let host = ToyHost::new();
+//! // The process: a queue that spams its messages to public VCPD
+//! // mailboxes (vcore 1 preferred) and interrupts the vcore.
+//! let (q, queue) = host.alloc::<EventQueue>();
+//! let v1 = VcoreId::new(1).unwrap();
+//! setup::init_evq(queue, UserAddr::NULL, EvqFlags::SPAM_PUBLIC | EvqFlags::IPI, v1).unwrap();
+//! // The kernel sends.
+//! send_event(&host, q, &EventMsg::new(7).with_arg2(99), VcoreId::ZERO).unwrap();
+//! assert_eq!(host.ipis(), [1]);
+//! // Vcore 1, interrupted, handles its events.
+//! let rx = host.receiver();
+//! rx.handlers().register(7, |_, v, msg, _| assert_eq!((v.get(), msg.ev_arg2), (1, 99)), 0).unwrap();
+//! assert_eq!(rx.handle_events(v1), 1);
+//! ```
+//!
 //! # One dependency
 //!
 //! A kernel depends on `event-core` alone: the ABI types are re-exported
@@ -39,8 +66,7 @@
 //! |---|---|---|
 //! | `kernel` | the send side ([`send_event`] …), [`ProcOps`], [`vcores`], [`stats`] | yes |
 //! | `process` | the receive side, [`recv`] | yes |
-//! | `testing` | [`testing`]: std-only helpers for hosts whose "CPUs" are threads (implies `std`) | no |
-//! | `std` | nothing of its own; lets the mailbox crates use std in their test support | no |
+//! | `testing` | `testing`: std-only test support (`ToyHost`, the host conformance check `check_host`, `thread_cpu_index`), and the mailbox crates' own | no |
 //!
 //! A kernel that never runs process code may use `default-features = false,
 //! features = ["kernel"]`; a process runtime, `features = ["process"]`.
@@ -50,7 +76,7 @@
 //! - [`flags_guide`]: for each event-queue flag, who is alerted, where the
 //!   message lands and who must drain what.
 
-#![cfg_attr(not(any(feature = "std", feature = "testing", test)), no_std)]
+#![cfg_attr(not(any(feature = "testing", test)), no_std)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub use {ceq, evbitmap, ucq, vcpd_abi as abi};

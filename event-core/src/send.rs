@@ -24,6 +24,36 @@ use crate::vcores::{ProcControl, ProcState, VcoreLists};
 ///
 /// Never from interrupt context. Returns why the message was dropped, if
 /// it was (already counted, and logged within the rate limit).
+///
+/// ```
+/// use event_core::abi::{EventMsg, EventQueueBig, EvqFlags};
+/// use event_core::recv::setup::{self, MboxKind};
+/// use event_core::testing::ToyHost;
+/// use event_core::{VcoreId, send_event};
+///
+/// // The process: a queue with its own UCQ, alerting vcore 1 by indirection.
+/// let host = ToyHost::new();
+/// let (q, big) = host.alloc::<EventQueueBig>();
+/// let v1 = VcoreId::new(1).unwrap();
+/// setup::init_big_evq(big, MboxKind::Ucq, EvqFlags::INDIR | EvqFlags::IPI, v1, &host).unwrap();
+///
+/// // The kernel: post, then alert vcore 1 (an indirection and an IPI).
+/// send_event(&host, q.cast(), &EventMsg::new(9).with_arg2(42), VcoreId::ZERO).unwrap();
+/// assert_eq!(host.ipis(), [1]);
+///
+/// // Vcore 1 handles its notification: the indirection drains the queue.
+/// let rx = host.receiver();
+/// let got = std::sync::atomic::AtomicU32::new(0);
+/// rx.handlers()
+///     .register(9, |_, _, msg, seen| {
+///         // SAFETY (doc example): `seen` is the address of `got` below.
+///         let seen = unsafe { &*(seen as *const std::sync::atomic::AtomicU32) };
+///         seen.store(msg.ev_arg2, std::sync::atomic::Ordering::Relaxed);
+///     }, &got as *const _ as usize)
+///     .unwrap();
+/// rx.handle_events(v1);
+/// assert_eq!(got.load(std::sync::atomic::Ordering::Relaxed), 42);
+/// ```
 pub fn send_event<P: ProcOps>(
     p: &P,
     ev_q: UserAddr<EventQueue>,
@@ -406,6 +436,24 @@ fn send_indir<P: ProcOps>(
 
 /// Sends a kernel-initiated event of type `msg.ev_type` to the queue the
 /// process registered in `kernel_evts` for it, if any.
+///
+/// ```
+/// use event_core::abi::{EV_ALARM, EventMsg, EventQueue, EvqFlags, UserAddr};
+/// use event_core::recv::setup;
+/// use event_core::testing::ToyHost;
+/// use event_core::{VcoreId, send_kernel_event};
+///
+/// let host = ToyHost::new();
+/// // Nothing registered for alarms: nothing happens.
+/// send_kernel_event(&host, &EventMsg::new(EV_ALARM), VcoreId::ZERO).unwrap();
+/// // The process asks for alarms on vcore 3's VCPD mailbox, with an IPI.
+/// let (q, queue) = host.alloc::<EventQueue>();
+/// let v3 = VcoreId::new(3).unwrap();
+/// setup::init_evq(queue, UserAddr::NULL, EvqFlags::IPI, v3).unwrap();
+/// host.receiver().enable_kevent(EV_ALARM, q).unwrap();
+/// send_kernel_event(&host, &EventMsg::new(EV_ALARM), VcoreId::ZERO).unwrap();
+/// assert_eq!(host.ipis(), [3]);
+/// ```
 pub fn send_kernel_event<P: ProcOps>(
     p: &P,
     msg: &EventMsg,
@@ -424,6 +472,20 @@ pub fn send_kernel_event<P: ProcOps>(
 /// Posts `msg` straight to a vcore's VCPD mailbox (private with
 /// `VCORE_PRIVATE` in `flags`), whatever the process asked for, and sets
 /// its `notif_pending`. Interrupts it only if `flags` has `IPI`.
+///
+/// ```
+/// use event_core::abi::{EventMsg, EvqFlags};
+/// use event_core::testing::ToyHost;
+/// use event_core::{VcoreId, post_vcore_event};
+///
+/// let host = ToyHost::new();
+/// let v2 = VcoreId::new(2).unwrap();
+/// post_vcore_event(&host, &EventMsg::new(5), v2, EvqFlags::VCORE_PRIVATE).unwrap();
+/// let rx = host.receiver();
+/// assert!(rx.vcpd(v2).notif_pending.load(core::sync::atomic::Ordering::Relaxed));
+/// let private = &rx.vcpd(v2).ev_mbox_private;
+/// assert_eq!(rx.extract_one(private).map(|m| m.ev_type), Some(5));
+/// ```
 pub fn post_vcore_event<P: ProcOps>(
     p: &P,
     msg: &EventMsg,
@@ -443,6 +505,22 @@ pub fn post_vcore_event<P: ProcOps>(
 
 /// Sends POSIX signal `sig` as an `EV_POSIX_SIGNAL` kernel event (nothing
 /// happens if the process registered no queue for it).
+///
+/// ```
+/// use event_core::abi::{EV_POSIX_SIGNAL, EventQueue, EvqFlags, UserAddr};
+/// use event_core::recv::setup;
+/// use event_core::testing::ToyHost;
+/// use event_core::{VcoreId, send_posix_signal};
+///
+/// let host = ToyHost::new();
+/// let (q, queue) = host.alloc::<EventQueue>();
+/// setup::init_evq(queue, UserAddr::NULL, EvqFlags::SPAM_PUBLIC, VcoreId::ZERO).unwrap();
+/// let rx = host.receiver();
+/// rx.enable_kevent(EV_POSIX_SIGNAL, q).unwrap();
+/// send_posix_signal(&host, 15).unwrap();
+/// let sig = rx.extract_one(&rx.vcpd(VcoreId::ZERO).ev_mbox_public).unwrap();
+/// assert_eq!((sig.ev_type, sig.ev_arg1), (EV_POSIX_SIGNAL, 15));
+/// ```
 pub fn send_posix_signal<P: ProcOps>(p: &P, sig: u16) -> Result<(), Dropped> {
     send_kernel_event(
         p,

@@ -222,7 +222,7 @@ impl SpamPath {
 }
 
 /// A process's event counters. All `core` atomics in kernel memory.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct EventStats {
     /// `send_event` calls that got past the dying check.
     pub sends: AtomicU64,
@@ -250,10 +250,29 @@ pub struct EventStats {
     pub bitmap: BitmapStats,
 }
 
+impl Default for EventStats {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl EventStats {
-    /// All zero.
-    pub fn new() -> Self {
-        Self::default()
+    /// All zero (usable in a `static`).
+    pub const fn new() -> Self {
+        Self {
+            sends: AtomicU64::new(0),
+            indirs_sent: AtomicU64::new(0),
+            indirs_throttled: AtomicU64::new(0),
+            spam: [const { AtomicU64::new(0) }; 6],
+            notifies: AtomicU64::new(0),
+            ipis: AtomicU64::new(0),
+            wakeups: AtomicU64::new(0),
+            drops: [const { AtomicU64::new(0) }; 13],
+            drops_seen: AtomicU64::new(0),
+            ucq: UcqStats::new(),
+            ceq: CeqStats::new(),
+            bitmap: BitmapStats::new(),
+        }
     }
 
     /// Posts to mailboxes of type `t`.

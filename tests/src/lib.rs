@@ -8,8 +8,11 @@
 //! - [`rng`]: a small seeded generator, so every scenario prints the seed
 //!   that reproduces it (`SIM_SEED=<seed>`).
 //!
-//! The QEMU boot tests (`tests/qemu_boot.rs`) boot the demo kernel.
+//! - [`qemu`]: building the demo kernel and booting it through
+//!   `scripts/demo.sh`, for the QEMU boot tests (`tests/qemu_*.rs`) and
+//!   the KVM test (`tests/kvm_short_mode.rs`).
 
+pub mod qemu;
 pub mod rng;
 pub mod scenario;
 pub mod sim;

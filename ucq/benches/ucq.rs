@@ -59,13 +59,19 @@ impl Queue for UcqBatch {
         self.0.pop()
     }
     fn pop_batch(&self, out: &mut [EventMsg]) -> usize {
-        ucq::try_recv_batch(self.0.q(), &Spinning(&self.0.host), out)
+        self.0.cons().try_recv_batch(&Spinning(&self.0.host), out)
     }
 }
 
 impl UcqQueue {
     fn q(&self) -> &Ucq {
         self.host.user_ref(self.addr).expect("ucq in arena")
+    }
+
+    fn cons(&self) -> ucq::Consumer<'_> {
+        // SAFETY: the queue and its pages live in the arena (the simulated
+        // process's own memory), which lives as long as `self`.
+        unsafe { ucq::Consumer::new(self.q()) }
     }
 }
 
@@ -89,14 +95,15 @@ impl Queue for UcqQueue {
             q.host.alloc_user_page().unwrap(),
             q.host.alloc_user_page().unwrap(),
         );
-        ucq::init(q.q(), a, b).unwrap();
+        // SAFETY: two fresh arena pages; the arena outlives the queue.
+        unsafe { ucq::init(q.q(), a, b) }.unwrap();
         q
     }
     fn push(&self, m: EventMsg) {
         ucq::send(self.q(), &m, &self.host, &self.stats).expect("send");
     }
     fn pop(&self) -> Option<EventMsg> {
-        ucq::try_recv(self.q(), &Spinning(&self.host))
+        self.cons().try_recv(&Spinning(&self.host))
     }
 }
 

@@ -39,6 +39,15 @@ impl UserPageAlloc for ArenaHost {
     fn alloc_user_page(&self) -> Option<usize> {
         self.arena.alloc_page()
     }
+
+    /// No budget beyond the arena's size: this host plays kernel and
+    /// process at once but does not tell the kernel's counters when its
+    /// process side frees a page (`UcqStats::page_returned`), so the
+    /// default budget would count every page ever allocated. The arena
+    /// itself bounds allocation (`OutOfPages`); budget tests wrap this host.
+    fn ucq_page_budget(&self) -> u64 {
+        u64::MAX
+    }
 }
 
 impl UcqLocks for ArenaHost {

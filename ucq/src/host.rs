@@ -11,11 +11,29 @@
 
 use vcpd_abi::UserMemory;
 
+/// Default of [`UserPageAlloc::ucq_page_budget`]: Akaros warns once a
+/// UCQ has more than 1000 extra pages.
+pub const UCQ_PAGE_BUDGET: u64 = 1000;
+
 /// Allocation of fresh user pages for a growing UCQ.
 pub trait UserPageAlloc {
     /// Maps a zeroed, page-aligned, writable page into the current process
     /// and returns its user address, or `None` when out of memory.
     fn alloc_user_page(&self) -> Option<usize>;
+
+    /// How many pages the UCQ producers may hold allocated for the process
+    /// at once, counted in the [`UcqStats`](crate::UcqStats) the sends are
+    /// given (so per process when the host keeps one per process). Past it
+    /// a send that needs a new page drops its message
+    /// ([`SendError::PageBudget`](crate::SendError::PageBudget)) instead of
+    /// allocating: a process that keeps corrupting `prod_idx` cannot make
+    /// the kernel allocate without bound. The count is kernel memory (the
+    /// process's `nr_extra_pgs` is not trusted); the host lowers it with
+    /// [`UcqStats::page_returned`](crate::UcqStats::page_returned) when the
+    /// process gives a page back. Default: [`UCQ_PAGE_BUDGET`].
+    fn ucq_page_budget(&self) -> u64 {
+        UCQ_PAGE_BUDGET
+    }
 }
 
 /// The producers' page-switch lock, kept in the kernel and keyed by the
@@ -43,4 +61,12 @@ pub trait ConsumerHost {
 
     /// Takes back a page the queue no longer needs (unmap or recycle it).
     fn free_page(&self, page: usize);
+
+    /// The vcore this consumer runs on, recorded as the holder of the
+    /// consumers' lock (`u_lock`, Akaros's `spin_pdr_lock` encoding) so a
+    /// waiter can tell whom it waits for. Must not be `0xffffffff` (the
+    /// unlocked value). Default: 0.
+    fn vcore_id(&self) -> u32 {
+        0
+    }
 }

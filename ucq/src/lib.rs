@@ -4,15 +4,16 @@
 //! - [`send`] is the producer half a kernel runs ([`producer`]); it checks
 //!   every address through the host's [`UserMemory`](vcpd_abi::UserMemory),
 //!   never panics, and never loops on a value the process controls.
-//! - [`try_recv`], [`is_empty`] and [`init`] are the consumer half a
-//!   process's vcores run ([`consumer`]).
+//! - [`Consumer`] (from [`init`] or [`Consumer::new`], both `unsafe`: they
+//!   claim the queue is the process's own memory) and [`is_empty`] are the
+//!   consumer half a process's vcores run ([`consumer`]).
 //! - [`host`] holds the small traits a kernel or runtime implements;
 //!   [`HashLocks`] is a ready-made producer lock table.
 //!
 //! The algorithm and its shared layout are Akaros's UCQ (Rhoden, 2011);
 //! the layout is in `vcpd_abi::ucq`.
 
-#![cfg_attr(not(any(feature = "std", test)), no_std)]
+#![cfg_attr(not(any(feature = "testing", test)), no_std)]
 
 pub mod consumer;
 pub mod host;
@@ -20,14 +21,14 @@ pub mod locks;
 pub mod producer;
 pub mod stats;
 
-#[cfg(all(any(feature = "std", test), not(loom)))]
+#[cfg(all(any(feature = "testing", test), not(loom)))]
 pub mod arena_host;
 
-pub use consumer::{InitError, init, is_empty, try_recv, try_recv_batch};
-pub use host::{ConsumerHost, ProducerHost, UcqLocks, UserPageAlloc};
+pub use consumer::{Consumer, InitError, init, is_empty};
+pub use host::{ConsumerHost, ProducerHost, UCQ_PAGE_BUDGET, UcqLocks, UserPageAlloc};
 pub use locks::HashLocks;
 pub use producer::{SendError, send};
 pub use stats::{UcqStats, UcqStatsSnapshot};
 
-#[cfg(all(any(feature = "std", test), not(loom)))]
+#[cfg(all(any(feature = "testing", test), not(loom)))]
 pub use arena_host::ArenaHost;

@@ -16,10 +16,23 @@ pub struct HashLocks<const N: usize> {
 }
 
 impl<const N: usize> HashLocks<N> {
-    /// A table of `N` unlocked locks.
+    /// A table of `N` unlocked locks (usable in a `static`).
     ///
     /// # Panics
     /// If `N` is zero.
+    #[cfg(not(loom))]
+    pub const fn new() -> Self {
+        assert!(N > 0, "HashLocks needs at least one lock");
+        Self {
+            locks: [const { Lock::new(()) }; N],
+        }
+    }
+
+    /// A table of `N` unlocked locks (loom's locks are not `const`).
+    ///
+    /// # Panics
+    /// If `N` is zero.
+    #[cfg(loom)]
     pub fn new() -> Self {
         assert!(N > 0, "HashLocks needs at least one lock");
         Self {

@@ -13,9 +13,8 @@
 
 use core::fmt;
 
-use log::warn;
 use vcpd_abi::sync::Ordering;
-use vcpd_abi::ucq::{PAGE_OFFSET_MASK, UCQ_WARN_THRESH};
+use vcpd_abi::ucq::PAGE_OFFSET_MASK;
 use vcpd_abi::{EventMsg, MsgContainer, Slot, Ucq, UcqPage, UserMemoryExt};
 
 use crate::host::ProducerHost;
@@ -34,6 +33,10 @@ pub enum SendError {
     BadSparePage(usize),
     /// The host could not allocate a page.
     OutOfPages,
+    /// A new page was needed but the producers already hold the host's
+    /// budget of pages for this process
+    /// ([`UserPageAlloc::ucq_page_budget`](crate::UserPageAlloc::ucq_page_budget)).
+    PageBudget,
 }
 
 impl fmt::Display for SendError {
@@ -44,6 +47,7 @@ impl fmt::Display for SendError {
             Self::BadOldPage(a) => write!(f, "UCQ page {a:#x} is not user memory"),
             Self::BadSparePage(a) => write!(f, "UCQ spare page {a:#x} is not a user page"),
             Self::OutOfPages => f.write_str("no memory for a new UCQ page"),
+            Self::PageBudget => f.write_str("UCQ page budget spent; no new page"),
         }
     }
 }
@@ -57,6 +61,30 @@ impl core::error::Error for SendError {}
 /// it is checked again here. The caller must have the process's address
 /// space current, as `host` requires. Never panics and never loops on a
 /// value the process controls; the lock is held only for the page switch.
+///
+/// ```
+/// use ucq::{ArenaHost, UcqStats, UserPageAlloc};
+/// use vcpd_abi::{EventMsg, Ucq, UserMemoryExt};
+///
+/// // A simulated process (its memory) and the kernel's UCQ locks.
+/// let host = ArenaHost::new(1 << 20);
+/// let q: &Ucq = host.user_ref(host.arena.alloc(size_of::<Ucq>(), 64).unwrap()).unwrap();
+/// let (a, b) = (host.alloc_user_page().unwrap(), host.alloc_user_page().unwrap());
+/// // SAFETY: two fresh pages of the process, used for nothing else.
+/// let consumer = unsafe { ucq::init(q, a, b) }.unwrap();
+///
+/// let stats = UcqStats::new();
+/// for i in 0..300 {
+///     // The kernel posts (crossing two page switches).
+///     ucq::send(q, &EventMsg::new(3).with_arg2(i), &host, &stats).unwrap();
+/// }
+/// // The process takes them out, in order.
+/// for i in 0..300 {
+///     assert_eq!(consumer.try_recv(&host).unwrap().ev_arg2, i);
+/// }
+/// assert!(consumer.try_recv(&host).is_none());
+/// assert_eq!(stats.snapshot().page_switches, 2);
+/// ```
 pub fn send<H: ProducerHost + ?Sized>(
     ucq: &Ucq,
     msg: &EventMsg,
@@ -80,14 +108,11 @@ pub fn send<H: ProducerHost + ?Sized>(
             match e {
                 SendError::NotReady => bump(&stats.dropped_not_ready),
                 SendError::OutOfPages => bump(&stats.dropped_no_memory),
+                SendError::PageBudget => bump(&stats.dropped_page_budget),
                 _ => bump(&stats.dropped_bad_addr),
             }
-            if e != SendError::NotReady {
-                warn!(
-                    "ucq {:#x}: {e}; message type {} dropped",
-                    ucq as *const Ucq as usize, msg.ev_type
-                );
-            }
+            // No log here: the caller (event-core) counts and logs each
+            // drop once, rate-limited per process.
             Err(e)
         }
     }
@@ -115,13 +140,6 @@ fn claim_slot<H: ProducerHost + ?Sized>(
             return Ok(slot);
         }
         ucq.prod_overflow.store(true, Ordering::Relaxed);
-        if slot.index() > 3000 && slot.index() <= PAGE_OFFSET_MASK {
-            warn!(
-                "ucq {:#x}: slot counter at {}, the queue is probably corrupt",
-                ucq as *const Ucq as usize,
-                slot.index()
-            );
-        }
     }
     bump(&stats.slow_paths);
     host.with_ucq_lock(ucq as *const Ucq as usize, || {
@@ -156,12 +174,14 @@ fn switch_page<H: ProducerHost + ?Sized>(
         bump(&stats.spares_used);
         spare
     } else {
-        let extra = ucq.nr_extra_pgs.fetch_add(1, Ordering::Relaxed);
-        if extra == UCQ_WARN_THRESH + 1 {
-            warn!(
-                "ucq {:#x}: over {UCQ_WARN_THRESH} extra pages",
-                ucq as *const Ucq as usize
-            );
+        // The process's own count, as in Akaros (which warns past
+        // UCQ_WARN_THRESH; here the budget below is the limit that holds).
+        ucq.nr_extra_pgs.fetch_add(1, Ordering::Relaxed);
+        // The budget is counted in kernel memory: `nr_extra_pgs` above is
+        // the process's to scribble on.
+        if !stats.charge_page(host.ucq_page_budget()) {
+            ucq.nr_extra_pgs.fetch_sub(1, Ordering::Relaxed);
+            return Err(SendError::PageBudget);
         }
         match host.alloc_user_page() {
             Some(p) => {
@@ -169,6 +189,7 @@ fn switch_page<H: ProducerHost + ?Sized>(
                 p
             }
             None => {
+                stats.page_returned();
                 ucq.nr_extra_pgs.fetch_sub(1, Ordering::Relaxed);
                 return Err(SendError::OutOfPages);
             }

@@ -22,6 +22,11 @@ pub struct UcqStats {
     pub dropped_bad_addr: AtomicU64,
     /// Messages dropped because no page could be allocated.
     pub dropped_no_memory: AtomicU64,
+    /// Messages dropped because the page budget was spent.
+    pub dropped_page_budget: AtomicU64,
+    /// Pages allocated and not (yet) reported returned: what the page
+    /// budget limits.
+    pub pages_held: AtomicU64,
 }
 
 /// A plain snapshot of [`UcqStats`].
@@ -36,6 +41,8 @@ pub struct UcqStatsSnapshot {
     pub dropped_not_ready: u64,
     pub dropped_bad_addr: u64,
     pub dropped_no_memory: u64,
+    pub dropped_page_budget: u64,
+    pub pages_held: u64,
 }
 
 impl UcqStats {
@@ -50,7 +57,27 @@ impl UcqStats {
             dropped_not_ready: AtomicU64::new(0),
             dropped_bad_addr: AtomicU64::new(0),
             dropped_no_memory: AtomicU64::new(0),
+            dropped_page_budget: AtomicU64::new(0),
+            pages_held: AtomicU64::new(0),
         }
+    }
+
+    /// The host saw the process give back a page the producers allocated
+    /// (e.g. the process unmapped it): one more may be allocated.
+    pub fn page_returned(&self) {
+        let _ = self
+            .pages_held
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |h| h.checked_sub(1));
+    }
+
+    /// Charges one page against `budget`; `false` when it is spent. A CAS
+    /// loop on kernel memory: only other kernel threads contend.
+    pub(crate) fn charge_page(&self, budget: u64) -> bool {
+        self.pages_held
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |h| {
+                (h < budget).then_some(h + 1)
+            })
+            .is_ok()
     }
 
     /// Reads every counter (each individually; not one atomic snapshot).
@@ -65,13 +92,15 @@ impl UcqStats {
             dropped_not_ready: r(&self.dropped_not_ready),
             dropped_bad_addr: r(&self.dropped_bad_addr),
             dropped_no_memory: r(&self.dropped_no_memory),
+            dropped_page_budget: r(&self.dropped_page_budget),
+            pages_held: r(&self.pages_held),
         }
     }
 
     /// Total messages dropped, for any reason.
     pub fn dropped(&self) -> u64 {
         let s = self.snapshot();
-        s.dropped_not_ready + s.dropped_bad_addr + s.dropped_no_memory
+        s.dropped_not_ready + s.dropped_bad_addr + s.dropped_no_memory + s.dropped_page_budget
     }
 }
 

@@ -72,12 +72,13 @@ fn attack(script: Vec<Scribble>, sends_per_producer: usize) {
     let ucq_addr = host.arena.alloc(size_of::<Ucq>(), 64).unwrap();
     assert_eq!(ucq_addr, start);
     let q = host.user_ref::<Ucq>(ucq_addr).unwrap();
-    ucq::init(
-        q,
+    let (a, b) = (
         host.alloc_user_page().unwrap(),
         host.alloc_user_page().unwrap(),
-    )
-    .unwrap();
+    );
+    // SAFETY: two fresh arena pages; no consumer runs here (the scribbler
+    // plays the process), so nothing follows the addresses it writes.
+    unsafe { ucq::init(q, a, b) }.unwrap();
     let stats = Arc::new(UcqStats::new());
     let done = Arc::new(AtomicBool::new(false));
     // Producers start once the scribbler has made a first pass.

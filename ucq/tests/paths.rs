@@ -33,7 +33,9 @@ impl Setup {
     fn init(&self) -> (usize, usize) {
         let a = self.host.alloc_user_page().unwrap();
         let b = self.host.alloc_user_page().unwrap();
-        ucq::init(self.ucq(), a, b).unwrap();
+        // SAFETY: two distinct fresh pages of the arena, the simulated
+        // process's own memory, which outlives the queue.
+        unsafe { ucq::init(self.ucq(), a, b) }.unwrap();
         (a, b)
     }
 
@@ -42,7 +44,14 @@ impl Setup {
     }
 
     fn recv(&self) -> Option<EventMsg> {
-        ucq::try_recv(self.ucq(), &self.host)
+        self.cons().try_recv(&self.host)
+    }
+
+    fn cons(&self) -> ucq::Consumer<'_> {
+        // SAFETY: the queue and every page it names live in the arena (the
+        // simulated process's own memory), which lives as long as `self`;
+        // pages leave it only through the consumer's `free_page`.
+        unsafe { ucq::Consumer::new(self.ucq()) }
     }
 
     fn page(&self, addr: usize) -> &UcqPage {
@@ -70,12 +79,11 @@ fn uninitialised_queue_drops_and_counts() {
 fn init_rejects_bad_pages() {
     let s = Setup::new();
     let p = s.host.alloc_user_page().unwrap();
-    assert_eq!(ucq::init(s.ucq(), 0, p), Err(ucq::InitError::BadPage(0)));
-    assert_eq!(
-        ucq::init(s.ucq(), p + 8, p),
-        Err(ucq::InitError::BadPage(p + 8))
-    );
-    assert_eq!(ucq::init(s.ucq(), p, p), Err(ucq::InitError::SamePage));
+    // SAFETY: refused before anything is stored (what the test checks).
+    let init = |a, b| unsafe { ucq::init(s.ucq(), a, b) }.err();
+    assert_eq!(init(0, p), Some(ucq::InitError::BadPage(0)));
+    assert_eq!(init(p + 8, p), Some(ucq::InitError::BadPage(p + 8)));
+    assert_eq!(init(p, p), Some(ucq::InitError::SamePage));
     assert!(!s.ucq().ucq_ready.load(Ordering::Relaxed));
 }
 
@@ -266,7 +274,8 @@ fn out_of_pages_drops_and_counts() {
         host.alloc_user_page().unwrap(),
         host.alloc_user_page().unwrap(),
     );
-    ucq::init(q, a, b).unwrap();
+    // SAFETY: two fresh arena pages; the arena outlives the queue.
+    let cons = unsafe { ucq::init(q, a, b) }.unwrap();
     let stats = UcqStats::new();
     // Fill the first page and the spare; the third page cannot be allocated.
     for i in 0..2 * NR_MSG_PER_PAGE as u64 {
@@ -285,7 +294,7 @@ fn out_of_pages_drops_and_counts() {
     // Draining frees nothing (both pages are the queue's own) but the queue
     // stays usable: after the consumer recycles a page, sends succeed again.
     for i in 0..NR_MSG_PER_PAGE as u64 + 1 {
-        assert_eq!(ucq::try_recv(q, &host), Some(msg(i)));
+        assert_eq!(cons.try_recv(&host), Some(msg(i)));
     }
     ucq::send(q, &msg(77), &host, &stats).unwrap();
 }
@@ -295,18 +304,18 @@ fn batch_receive_stops_at_prod_idx_page_end_and_buffer() {
     let s = Setup::new();
     let (first, _) = s.init();
     let mut out = [EventMsg::default(); 8];
-    assert_eq!(ucq::try_recv_batch(s.ucq(), &s.host, &mut out), 0, "empty");
+    assert_eq!(s.cons().try_recv_batch(&s.host, &mut out), 0, "empty");
     for i in 0..5 {
         s.send(i).unwrap();
     }
     assert_eq!(
-        ucq::try_recv_batch(s.ucq(), &s.host, &mut out[..3]),
+        s.cons().try_recv_batch(&s.host, &mut out[..3]),
         3,
         "buffer bound"
     );
     assert_eq!(&out[..3], &[msg(0), msg(1), msg(2)]);
     assert_eq!(
-        ucq::try_recv_batch(s.ucq(), &s.host, &mut out),
+        s.cons().try_recv_batch(&s.host, &mut out),
         2,
         "prod_idx bound"
     );
@@ -319,7 +328,7 @@ fn batch_receive_stops_at_prod_idx_page_end_and_buffer() {
     let mut got = vec![];
     let mut sizes = vec![];
     loop {
-        let n = ucq::try_recv_batch(s.ucq(), &s.host, &mut out);
+        let n = s.cons().try_recv_batch(&s.host, &mut out);
         if n == 0 {
             break;
         }
@@ -337,8 +346,94 @@ fn batch_receive_stops_at_prod_idx_page_end_and_buffer() {
     );
     assert_eq!(*sizes.last().unwrap(), 4);
     assert_eq!(
-        ucq::try_recv_batch(s.ucq(), &s.host, &mut []),
+        s.cons().try_recv_batch(&s.host, &mut []),
         0,
         "no room, no claim"
     );
+}
+
+/// A host whose page budget is `budget`, over the arena host.
+struct Budgeted<'a>(&'a ArenaHost, u64);
+
+// SAFETY: forwards to the arena host, which upholds the contract.
+unsafe impl vcpd_abi::UserMemory for Budgeted<'_> {
+    fn translate(&self, addr: usize, len: usize) -> Option<core::ptr::NonNull<u8>> {
+        self.0.translate(addr, len)
+    }
+}
+
+impl UserPageAlloc for Budgeted<'_> {
+    fn alloc_user_page(&self) -> Option<usize> {
+        self.0.alloc_user_page()
+    }
+    fn ucq_page_budget(&self) -> u64 {
+        self.1
+    }
+}
+
+impl ucq::UcqLocks for Budgeted<'_> {
+    fn with_ucq_lock<R>(&self, key: usize, f: impl FnOnce() -> R) -> R {
+        self.0.with_ucq_lock(key, f)
+    }
+}
+
+/// A process that keeps forcing page switches (a bad slot in `prod_idx`,
+/// no spare, its own `nr_extra_pgs` reset to 0) makes the kernel allocate
+/// on every send, until the host's budget is spent: then sends drop with
+/// `PageBudget`, counted, and not one page more is allocated, however long
+/// it keeps going. A page the host sees returned buys one more.
+#[test]
+fn scribbler_cannot_make_the_kernel_allocate_past_the_budget() {
+    let s = Setup::new();
+    let (first, _) = s.init();
+    let host = Budgeted(&s.host, 5);
+    let out_before = s.host.arena.pages_out();
+    let mut page = first;
+    for i in 0..200u64 {
+        let q = s.ucq();
+        q.prod_idx
+            .store(Slot::new(page, NR_MSG_PER_PAGE).0, Ordering::Relaxed);
+        q.spare_pg.store(0, Ordering::Relaxed);
+        q.nr_extra_pgs.store(0, Ordering::Relaxed);
+        match ucq::send(q, &msg(i), &host, &s.stats) {
+            Ok(()) => page = Slot(q.prod_idx.load(Ordering::Relaxed)).page(),
+            Err(e) => assert_eq!(e, SendError::PageBudget, "send {i}"),
+        }
+    }
+    let st = s.stats.snapshot();
+    assert_eq!(st.pages_allocated, 5);
+    assert_eq!(st.pages_held, 5);
+    assert_eq!(st.dropped_page_budget, 195);
+    assert_eq!(
+        s.host.arena.pages_out(),
+        out_before + 5,
+        "no page past the budget"
+    );
+    // The host saw a page come back: exactly one more allocation.
+    s.stats.page_returned();
+    for i in 0..3 {
+        s.ucq()
+            .prod_idx
+            .store(Slot::new(page, NR_MSG_PER_PAGE).0, Ordering::Relaxed);
+        s.ucq().spare_pg.store(0, Ordering::Relaxed);
+        let r = ucq::send(s.ucq(), &msg(i), &host, &s.stats);
+        assert_eq!(r.is_ok(), i == 0, "send {i}: {r:?}");
+        if r.is_ok() {
+            page = Slot(s.ucq().prod_idx.load(Ordering::Relaxed)).page();
+        }
+    }
+    assert_eq!(s.stats.snapshot().pages_allocated, 6);
+    assert!(s.host.arena.guards_intact());
+}
+
+#[test]
+fn default_budget_is_akaros_warning_threshold() {
+    struct Plain;
+    impl UserPageAlloc for Plain {
+        fn alloc_user_page(&self) -> Option<usize> {
+            None
+        }
+    }
+    assert_eq!(Plain.ucq_page_budget(), ucq::UCQ_PAGE_BUDGET);
+    assert_eq!(ucq::UCQ_PAGE_BUDGET, 1000);
 }

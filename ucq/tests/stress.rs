@@ -30,12 +30,13 @@ fn run_inner(producers: usize, consumers: usize, batch: usize) {
     let host = Arc::new(ArenaHost::new(64 << 20));
     let ucq_addr = host.arena.alloc(size_of::<Ucq>(), 64).unwrap();
     let q = host.user_ref::<Ucq>(ucq_addr).unwrap();
-    ucq::init(
-        q,
+    let (a, b) = (
         host.alloc_user_page().unwrap(),
         host.alloc_user_page().unwrap(),
-    )
-    .unwrap();
+    );
+    // SAFETY: two fresh pages of the arena (the simulated process's own
+    // memory), which every thread keeps alive through its `Arc`.
+    let consumer = unsafe { ucq::init(q, a, b) }.unwrap();
     let stats = Arc::new(UcqStats::new());
     let received = Arc::new(AtomicUsize::new(0));
     let per_producer = TOTAL / producers;
@@ -57,15 +58,17 @@ fn run_inner(producers: usize, consumers: usize, batch: usize) {
             let (host, received) = (host.clone(), received.clone());
             thread::spawn(move || {
                 let q = host.user_ref::<Ucq>(ucq_addr).unwrap();
+                // SAFETY: as for `init` above: the arena outlives this thread.
+                let cons = unsafe { ucq::Consumer::new(q) };
                 let mut last = vec![None::<u64>; producers];
                 let mut got = Vec::with_capacity(TOTAL / consumers * 2);
                 let mut buf = vec![EventMsg::default(); batch];
                 while received.load(Ordering::Relaxed) < producers * per_producer {
                     // batch == 1: the single-slot `try_recv` path.
                     let n = if batch == 1 {
-                        usize::from(ucq::try_recv(q, &*host).map(|m| buf[0] = m).is_some())
+                        usize::from(cons.try_recv(&*host).map(|m| buf[0] = m).is_some())
                     } else {
-                        ucq::try_recv_batch(q, &*host, &mut buf)
+                        cons.try_recv_batch(&*host, &mut buf)
                     };
                     if n == 0 {
                         thread::yield_now();
@@ -96,7 +99,7 @@ fn run_inner(producers: usize, consumers: usize, batch: usize) {
         }
     }
     assert!(seen.iter().flatten().all(|&s| s), "every message received");
-    assert!(ucq::try_recv(q, &*host).is_none());
+    assert!(consumer.try_recv(&*host).is_none());
     let st = stats.snapshot();
     assert_eq!(st.posted as usize, producers * per_producer);
     assert_eq!(stats.dropped(), 0);

@@ -1,17 +1,33 @@
 //! A simulated user address range for host-side tests (feature `std`).
 //!
-//! [`UserArena`] owns one page-aligned allocation: a user range in the
-//! middle and guard zones on both sides filled with a canary byte. Its
-//! [`UserMemory`] check accepts exactly the user range, so a producer that
-//! follows a bad pointer is refused; [`UserArena::guards_intact`] proves
-//! afterwards that nothing wrote next to the range either. User addresses
-//! are host addresses (an identity mapping), so consumer code in the tests
-//! dereferences them directly, as a process would.
+//! [`UserArena`] owns one page-aligned mapping: a user range in the middle
+//! and guard zones on both sides filled with a canary byte. Its
+//! [`UserMemory`] check accepts exactly the user range minus freed pages,
+//! so a producer that follows a bad pointer is refused;
+//! [`UserArena::guards_intact`] proves afterwards that nothing wrote next to
+//! the range either. User addresses are host addresses (an identity
+//! mapping), so consumer code in the tests dereferences them directly, as a
+//! process would.
+//!
+//! The arena is as hostile as real memory: [`free_page`](UserArena::free_page)
+//! makes the page inaccessible (`mprotect(PROT_NONE)`, after
+//! `madvise(MADV_DONTNEED)` drops its contents), so a use after free
+//! faults (SIGSEGV) instead of reading stale bytes, and freed pages go to
+//! the back of a quarantine: an address is reused only once
+//! [`QUARANTINE_PAGES`] other pages have been freed after it, or when the
+//! arena has no fresh page left. `mprotect` rather than `munmap`: the range
+//! stays reserved, so no other mapping of the test process can land in a
+//! freed page and make a stale access succeed. std has no API for either
+//! call, hence the `libc` dependency of the `std` feature. Under Miri
+//! (which has no `mprotect`) freed pages are only quarantined: Miri's own
+//! checks catch accesses outside allocations, not to freed pages.
 
 use core::ptr::NonNull;
-use std::alloc::{Layout, alloc_zeroed, dealloc};
+use std::collections::VecDeque;
 use std::sync::Mutex;
 use std::vec::Vec;
+
+use core::sync::atomic::AtomicBool;
 
 use crate::sync::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use crate::ucq::PAGE_SIZE;
@@ -21,16 +37,22 @@ use crate::umem::{SharedMem, UserMemory, UserMemoryExt};
 pub const GUARD_BYTES: usize = 4 * PAGE_SIZE;
 /// The byte guard zones are filled with.
 pub const GUARD_CANARY: u8 = 0xA5;
+/// Freed pages that must follow a freed page into the quarantine before
+/// its address is handed out again (unless the arena has nothing fresh).
+pub const QUARANTINE_PAGES: usize = 256;
 
 /// A simulated process address range with guard zones.
 #[derive(Debug)]
 pub struct UserArena {
     base: NonNull<u8>,
-    layout: Layout,
+    total: usize,
     user_start: usize,
     user_end: usize,
     bump: Mutex<usize>,
-    free_pages: Mutex<Vec<usize>>,
+    /// Freed pages, oldest first.
+    quarantine: Mutex<VecDeque<usize>>,
+    /// One flag per user page: freed (inaccessible) now.
+    freed: Vec<AtomicBool>,
     rejected: AtomicUsize,
     pages_out: AtomicUsize,
 }
@@ -42,23 +64,113 @@ unsafe impl Send for UserArena {}
 // SAFETY: see `Send`.
 unsafe impl Sync for UserArena {}
 
+/// The host side of the mapping: libc's mmap family, or the allocator under
+/// Miri.
+mod map {
+    use core::ptr::NonNull;
+
+    use crate::ucq::PAGE_SIZE;
+
+    /// Maps `len` zeroed, readable and writable bytes, page-aligned.
+    pub(super) fn map(len: usize) -> Option<NonNull<u8>> {
+        #[cfg(not(miri))]
+        {
+            // SAFETY: an anonymous private mapping at an address of the
+            // kernel's choosing touches no existing memory.
+            let p = unsafe {
+                libc::mmap(
+                    core::ptr::null_mut(),
+                    len,
+                    libc::PROT_READ | libc::PROT_WRITE,
+                    libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+                    -1,
+                    0,
+                )
+            };
+            if p == libc::MAP_FAILED {
+                None
+            } else {
+                NonNull::new(p.cast())
+            }
+        }
+        #[cfg(miri)]
+        {
+            let layout = std::alloc::Layout::from_size_align(len, PAGE_SIZE).ok()?;
+            // SAFETY: the layout has a non-zero size.
+            NonNull::new(unsafe { std::alloc::alloc_zeroed(layout) })
+        }
+    }
+
+    /// Unmaps what [`map`] returned.
+    ///
+    /// # Safety
+    /// `p` and `len` come from one [`map`] call, and nothing refers to the
+    /// memory any more.
+    pub(super) unsafe fn unmap(p: NonNull<u8>, len: usize) {
+        #[cfg(not(miri))]
+        // SAFETY: the caller passes a whole mapping no one refers to.
+        unsafe {
+            libc::munmap(p.as_ptr().cast(), len);
+        }
+        #[cfg(miri)]
+        // SAFETY: as above, for the allocation `map` made.
+        unsafe {
+            std::alloc::dealloc(
+                p.as_ptr(),
+                std::alloc::Layout::from_size_align_unchecked(len, PAGE_SIZE),
+            );
+        }
+    }
+
+    /// Drops a page's contents and makes it inaccessible.
+    ///
+    /// # Safety
+    /// `page` is a page of a live mapping that no reference covers.
+    pub(super) unsafe fn revoke(page: *mut u8) {
+        #[cfg(not(miri))]
+        // SAFETY: the caller's page: a whole page of our mapping.
+        unsafe {
+            libc::madvise(page.cast(), PAGE_SIZE, libc::MADV_DONTNEED);
+            let r = libc::mprotect(page.cast(), PAGE_SIZE, libc::PROT_NONE);
+            assert_eq!(r, 0, "mprotect(PROT_NONE) failed");
+        }
+        #[cfg(miri)]
+        let _ = page;
+    }
+
+    /// Makes a revoked page accessible again (zeroed).
+    ///
+    /// # Safety
+    /// `page` was revoked and belongs to a live mapping.
+    pub(super) unsafe fn restore(page: *mut u8) {
+        #[cfg(not(miri))]
+        // SAFETY: the caller's page: a whole page of our mapping.
+        unsafe {
+            let r = libc::mprotect(page.cast(), PAGE_SIZE, libc::PROT_READ | libc::PROT_WRITE);
+            assert_eq!(r, 0, "mprotect(PROT_READ | PROT_WRITE) failed");
+        }
+        #[cfg(miri)]
+        // SAFETY: the caller's page is part of the live allocation.
+        unsafe {
+            page.write_bytes(0, PAGE_SIZE);
+        }
+    }
+}
+
 impl UserArena {
     /// An arena with at least `user_bytes` of user memory (rounded up to pages).
     ///
     /// # Panics
-    /// If the host allocation fails.
+    /// If the host mapping fails.
     pub fn new(user_bytes: usize) -> Self {
         let user_len = user_bytes.div_ceil(PAGE_SIZE).max(1) * PAGE_SIZE;
-        let layout =
-            Layout::from_size_align(user_len + 2 * GUARD_BYTES, PAGE_SIZE).expect("arena layout");
-        // SAFETY: the layout has a non-zero size.
-        let raw = unsafe { alloc_zeroed(layout) };
-        let base = NonNull::new(raw).expect("arena allocation failed");
+        let total = user_len + 2 * GUARD_BYTES;
+        let base = map::map(total).expect("arena mapping failed");
         // Consumers turn user addresses back into pointers, as a process
-        // would; exposing the allocation's provenance makes that sound.
+        // would; exposing the mapping's provenance makes that sound.
         let _ = base.as_ptr().expose_provenance();
         let start = base.as_ptr() as usize + GUARD_BYTES;
-        // SAFETY: both guard zones lie inside the fresh allocation, which no
+        // SAFETY: both guard zones lie inside the fresh mapping, which no
         // one else references yet.
         unsafe {
             base.as_ptr().write_bytes(GUARD_CANARY, GUARD_BYTES);
@@ -68,11 +180,14 @@ impl UserArena {
         }
         Self {
             base,
-            layout,
+            total,
             user_start: start,
             user_end: start + user_len,
             bump: Mutex::new(start),
-            free_pages: Mutex::new(Vec::new()),
+            quarantine: Mutex::new(VecDeque::new()),
+            freed: (0..user_len / PAGE_SIZE)
+                .map(|_| AtomicBool::new(false))
+                .collect(),
             rejected: AtomicUsize::new(0),
             pages_out: AtomicUsize::new(0),
         }
@@ -83,12 +198,27 @@ impl UserArena {
         self.user_start..self.user_end
     }
 
-    /// Whether `[addr, addr + len)` lies inside the user range.
+    /// Whether `[addr, addr + len)` lies inside the user range (freed
+    /// pages included).
     pub fn contains(&self, addr: usize, len: usize) -> bool {
         addr >= self.user_start
             && addr
                 .checked_add(len)
                 .is_some_and(|end| end <= self.user_end)
+    }
+
+    /// Whether any page of `[addr, addr + len)` (inside the range) is freed.
+    fn touches_freed(&self, addr: usize, len: usize) -> bool {
+        let first = (addr - self.user_start) / PAGE_SIZE;
+        let last = (addr + len.max(1) - 1 - self.user_start) / PAGE_SIZE;
+        self.freed[first..=last]
+            .iter()
+            .any(|f| f.load(Ordering::Acquire))
+    }
+
+    /// Whether the page at `page` is freed (inaccessible) now.
+    pub fn is_freed(&self, page: usize) -> bool {
+        self.contains(page, 1) && self.touches_freed(page, 1)
     }
 
     /// How many checks the arena refused.
@@ -132,45 +262,67 @@ impl UserArena {
         Some(unsafe { core::slice::from_raw_parts(first.cast::<T>().as_ptr(), n) })
     }
 
-    /// Allocates a zeroed, page-aligned page; reuses freed pages.
+    /// Allocates a zeroed, page-aligned page: a fresh one while any is
+    /// left, else the longest-freed one; a freed page also comes back once
+    /// [`QUARANTINE_PAGES`] pages were freed after it.
     pub fn alloc_page(&self) -> Option<usize> {
-        let page = match self
-            .free_pages
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .pop()
-        {
-            Some(p) => {
-                // Zero through one checked view of the page (the process may
-                // still scribble on it, so atomics, not a memset).
-                let words = self.user_ref::<[AtomicU64; PAGE_SIZE / 8]>(p)?;
-                for w in words {
-                    w.store(0, Ordering::Relaxed);
-                }
-                Some(p)
+        let reuse = {
+            let mut q = self.quarantine.lock().unwrap_or_else(|e| e.into_inner());
+            if q.len() > QUARANTINE_PAGES {
+                q.pop_front()
+            } else {
+                None
             }
-            None => self.alloc(PAGE_SIZE, PAGE_SIZE),
-        }?;
+        };
+        let page = match reuse.or_else(|| self.alloc(PAGE_SIZE, PAGE_SIZE)) {
+            Some(p) => p,
+            None => self
+                .quarantine
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .pop_front()?,
+        };
+        let flag = &self.freed[(page - self.user_start) / PAGE_SIZE];
+        if flag.load(Ordering::Acquire) {
+            // SAFETY: a revoked page of our live mapping.
+            unsafe { map::restore(self.base.as_ptr().wrapping_add(page - self.base_addr())) };
+            flag.store(false, Ordering::Release);
+        }
         self.pages_out.fetch_add(1, Ordering::Relaxed);
         Some(page)
     }
 
-    /// Returns a page to the arena. Addresses that are not page-aligned
-    /// user pages are ignored (and reported as `false`).
+    fn base_addr(&self) -> usize {
+        self.base.as_ptr() as usize
+    }
+
+    /// Returns a page to the arena: its contents are dropped and any later
+    /// access faults until the arena hands the address out again. Addresses
+    /// that are not page-aligned user pages, or already free, are ignored
+    /// (and reported as `false`).
     pub fn free_page(&self, page: usize) -> bool {
         if page % PAGE_SIZE != 0 || !self.contains(page, PAGE_SIZE) {
             return false;
         }
+        let flag = &self.freed[(page - self.user_start) / PAGE_SIZE];
+        if flag.swap(true, Ordering::AcqRel) {
+            return false;
+        }
+        // SAFETY: a whole page of our live mapping. The caller gives it up;
+        // a test that still holds a reference into it is exactly what this
+        // arena exists to catch (by a fault, not by reading stale data).
+        unsafe { map::revoke(self.base.as_ptr().wrapping_add(page - self.base_addr())) };
         self.pages_out.fetch_sub(1, Ordering::Relaxed);
-        self.free_pages
+        self.quarantine
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .push(page);
+            .push_back(page);
         true
     }
 
     /// Writes a word into user memory as the process would (tests use it to
-    /// scribble). Returns `false` for an address outside the user range.
+    /// scribble). Returns `false` for an address outside the user range or
+    /// in a freed page.
     pub fn write_u64(&self, addr: usize, value: u64) -> bool {
         match self.user_ref::<AtomicU64>(addr) {
             Some(w) => {
@@ -198,26 +350,26 @@ impl UserArena {
         (0..GUARD_BYTES)
             .chain(after..after + GUARD_BYTES)
             .all(|off| {
-                // SAFETY: `off` lies inside the allocation (a guard zone); the
-                // read is volatile because a buggy writer may race with it.
+                // SAFETY: `off` lies inside the mapping (a guard zone, never
+                // revoked); the read is volatile because a buggy writer may
+                // race with it.
                 unsafe { self.base.as_ptr().add(off).read_volatile() == GUARD_CANARY }
             })
     }
 }
 
-// SAFETY: the arena's user range is one live allocation owned by the arena
+// SAFETY: the arena's user range is one live mapping owned by the arena
 // for its whole life; `translate` returns pointers only into that range,
-// with the identity mapping (so alignment is preserved), and the arena
-// itself stores nothing it relies on inside the range.
+// never into a freed (inaccessible) page, with the identity mapping (so
+// alignment is preserved), and the arena stores nothing it relies on
+// inside the range. (A page the process frees while the kernel writes it
+// faults, as it would on real hardware without a fault handler; the
+// protocols never do that.)
 unsafe impl UserMemory for UserArena {
     fn translate(&self, addr: usize, len: usize) -> Option<NonNull<u8>> {
-        if self.contains(addr, len) {
-            // Derive from `base` to keep the allocation's provenance.
-            NonNull::new(
-                self.base
-                    .as_ptr()
-                    .wrapping_add(addr - self.base.as_ptr() as usize),
-            )
+        if self.contains(addr, len) && !self.touches_freed(addr, len) {
+            // Derive from `base` to keep the mapping's provenance.
+            NonNull::new(self.base.as_ptr().wrapping_add(addr - self.base_addr()))
         } else {
             self.rejected.fetch_add(1, Ordering::Relaxed);
             None
@@ -227,9 +379,9 @@ unsafe impl UserMemory for UserArena {
 
 impl Drop for UserArena {
     fn drop(&mut self) {
-        // SAFETY: `base` came from `alloc_zeroed` with `layout`, and every
+        // SAFETY: `base` and `total` come from one `map` call, and every
         // reference into the arena borrows `self`, so none outlives it.
-        unsafe { dealloc(self.base.as_ptr(), self.layout) }
+        unsafe { map::unmap(self.base, self.total) }
     }
 }
 
@@ -273,16 +425,29 @@ mod tests {
     }
 
     #[test]
-    fn pages_are_zeroed_aligned_and_recycled() {
+    fn freed_pages_are_refused_quarantined_then_recycled_zeroed() {
         let arena = UserArena::new(4 * PAGE_SIZE);
         let p = arena.alloc_page().unwrap();
         assert_eq!(p % PAGE_SIZE, 0);
         assert!(arena.write_u64(p + 64, 0xdead_beef));
         assert_eq!(arena.pages_out(), 1);
         assert!(arena.free_page(p));
+        assert!(!arena.free_page(p), "double free refused");
         assert!(!arena.free_page(p + 8), "unaligned page refused");
+        assert!(arena.is_freed(p));
+        assert!(
+            arena.translate(p + 64, 8).is_none(),
+            "a freed page is not user memory"
+        );
+        assert!(!arena.write_u64(p, 1));
+        // Fresh pages first: the freed address waits in quarantine.
+        let fresh: Vec<_> = core::iter::from_fn(|| arena.alloc(PAGE_SIZE, PAGE_SIZE)).collect();
+        assert_eq!(fresh.len(), 3);
+        assert!(!fresh.contains(&p));
+        // Nothing fresh is left: the longest-freed page comes back, zeroed.
         let q = arena.alloc_page().unwrap();
-        assert_eq!(q, p, "freed page is reused");
+        assert_eq!(q, p);
+        assert!(!arena.is_freed(q));
         assert_eq!(
             arena
                 .user_ref::<AtomicU64>(q + 64)
@@ -290,8 +455,55 @@ mod tests {
                 .load(Ordering::Relaxed),
             0
         );
-        while arena.alloc_page().is_some() {}
-        assert!(arena.alloc(1, 1).is_none(), "exhausted arena says so");
+        assert!(arena.alloc_page().is_none(), "exhausted arena says so");
+    }
+
+    #[test]
+    fn a_freed_address_waits_for_the_quarantine() {
+        let arena = UserArena::new((QUARANTINE_PAGES + 8) * PAGE_SIZE);
+        let first = arena.alloc_page().unwrap();
+        assert!(arena.free_page(first));
+        for _ in 0..QUARANTINE_PAGES {
+            let p = arena.alloc_page().unwrap();
+            assert_ne!(p, first, "reused before the quarantine passed");
+            assert!(arena.free_page(p));
+        }
+        assert_eq!(
+            arena.alloc_page(),
+            Some(first),
+            "oldest freed page comes back"
+        );
+    }
+
+    /// The point of the arena: a use after free faults. Run in a child
+    /// process (this test re-executes its own binary), which must die of
+    /// SIGSEGV.
+    #[cfg(not(miri))]
+    #[test]
+    fn use_after_free_faults() {
+        const CHILD: &str = "VCPD_ARENA_UAF_CHILD";
+        if std::env::var_os(CHILD).is_some() {
+            let arena = UserArena::new(2 * PAGE_SIZE);
+            let p = arena.alloc_page().unwrap();
+            let w = core::ptr::with_exposed_provenance::<AtomicU64>(p);
+            arena.free_page(p);
+            // SAFETY: deliberately not: this is the use after free the
+            // arena must turn into a fault.
+            let v = unsafe { (*w).load(Ordering::Relaxed) };
+            std::process::exit(i32::from(v == 0));
+        }
+        let exe = std::env::current_exe().unwrap();
+        let status = std::process::Command::new(exe)
+            .args([
+                "--exact",
+                "arena::tests::use_after_free_faults",
+                "--nocapture",
+            ])
+            .env(CHILD, "1")
+            .status()
+            .unwrap();
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(status.signal(), Some(libc::SIGSEGV), "{status:?}");
     }
 
     #[test]

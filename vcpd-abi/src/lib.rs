@@ -20,8 +20,11 @@
 //! - Addresses stored in shared memory are plain `usize` *user* addresses.
 //!   The kernel turns one into a reference only through
 //!   [`UserMemoryExt::user_ref`], which checks it with the host's
-//!   [`UserMemory`] first.
-//! - All-zero bytes are a valid, "not set up" value of every type.
+//!   [`UserMemory`] first. The process side follows them unchecked only
+//!   behind an `unsafe` constructor that promises they are *the process's
+//!   own memory*, defined once in [`umem`](umem#the-processs-own-memory).
+//! - All-zero bytes are a valid, "not set up" value of every type. (A
+//!   zeroed `u_lock` reads as held by vcore 0: set-up code initialises it.)
 //! - Under `cfg(loom)` the atomics are loom's; the same code is then model
 //!   checked, and the layout assertions (which only hold for `core`'s
 //!   atomics) are compiled out.
@@ -29,7 +32,7 @@
 //! Flag words keep unknown bits ([`EvqFlags::from_raw`]) but the code only
 //! ever tests the bits it knows, so an unknown bit is inert.
 
-#![cfg_attr(not(any(feature = "std", test)), no_std)]
+#![cfg_attr(not(any(feature = "testing", test)), no_std)]
 
 pub mod ceq;
 pub mod evbitmap;
@@ -45,9 +48,9 @@ pub mod ulock;
 pub mod umem;
 pub mod vcpd;
 
-#[cfg(all(any(feature = "std", test), not(loom)))]
+#[cfg(all(any(feature = "testing", test), not(loom)))]
 pub mod arena;
-#[cfg(any(feature = "std", test))]
+#[cfg(any(feature = "testing", test))]
 pub mod deadline;
 
 pub use ceq::{CEQ_ADD, CEQ_EMPTY_SLOT, CEQ_OR, Ceq, CeqEvent, CeqOp, UnknownCeqOp};
@@ -64,9 +67,11 @@ pub use uaddr::UserAddr;
 pub use ucq::{
     MsgContainer, NR_MSG_PER_PAGE, PAGE_SIZE, Slot, Ucq, UcqPage, UcqPageHeader, slot_is_good,
 };
-pub use ulock::UserLock;
+pub use ulock::{ULOCK_UNLOCKED, UserLock};
 pub use umem::{SharedMem, UserMemory, UserMemoryExt};
-pub use vcpd::{AncillaryState, HwTrapframe, SwTrapframe, UserContext, Vcpd, VmTrapframe};
+pub use vcpd::{
+    AncillaryState, HwTrapframe, SwTrapframe, Trapframe, UserContext, Vcpd, VmTrapframe, XsaveArea,
+};
 
 /// Compile-time layout checks: sizes and offsets of the x86_64 C ABI.
 #[cfg(not(loom))]
@@ -158,26 +163,31 @@ mod layout {
     const_assert_eq!(size_of::<UserContext>(), 216);
     const_assert_eq!(offset_of!(UserContext, tf), 8);
     const_assert_eq!(align_of::<AncillaryState>(), 64);
-    const_assert_eq!(size_of::<AncillaryState>(), 2752);
+    const_assert_eq!(size_of::<AncillaryState>(), 2688);
+    const_assert_eq!(size_of::<XsaveArea>(), 2688);
+    const_assert_eq!(offset_of!(XsaveArea, xstate_bv), 512);
+    const_assert_eq!(offset_of!(XsaveArea, reserv6), 528);
+    const_assert_eq!(offset_of!(XsaveArea, extended_region), 544);
 
+    // gcc's `struct preempt_data` (vcpd-abi/tests/gcc_layout/).
     const_assert_eq!(offset_of!(Vcpd, vcore_ctx), 0);
     const_assert_eq!(offset_of!(Vcpd, preempt_anc), 256);
-    const_assert_eq!(offset_of!(Vcpd, uthread_ctx), 3008);
-    const_assert_eq!(offset_of!(Vcpd, vcore_entry), 3224);
-    const_assert_eq!(offset_of!(Vcpd, vcore_stack), 3232);
-    const_assert_eq!(offset_of!(Vcpd, vcore_tls_desc), 3240);
-    const_assert_eq!(offset_of!(Vcpd, flags), 3248);
-    const_assert_eq!(offset_of!(Vcpd, rflags), 3256);
-    const_assert_eq!(offset_of!(Vcpd, notif_disabled), 3260);
-    const_assert_eq!(offset_of!(Vcpd, notif_pending), 3261);
-    const_assert_eq!(offset_of!(Vcpd, ev_mbox_public), 3264);
-    const_assert_eq!(offset_of!(Vcpd, ev_mbox_private), 3344);
-    const_assert_eq!(size_of::<Vcpd>(), 3456);
+    const_assert_eq!(offset_of!(Vcpd, uthread_ctx), 2944);
+    const_assert_eq!(offset_of!(Vcpd, vcore_entry), 3160);
+    const_assert_eq!(offset_of!(Vcpd, vcore_stack), 3168);
+    const_assert_eq!(offset_of!(Vcpd, vcore_tls_desc), 3176);
+    const_assert_eq!(offset_of!(Vcpd, flags), 3184);
+    const_assert_eq!(offset_of!(Vcpd, rflags), 3192);
+    const_assert_eq!(offset_of!(Vcpd, notif_disabled), 3196);
+    const_assert_eq!(offset_of!(Vcpd, notif_pending), 3197);
+    const_assert_eq!(offset_of!(Vcpd, ev_mbox_public), 3200);
+    const_assert_eq!(offset_of!(Vcpd, ev_mbox_private), 3280);
+    const_assert_eq!(size_of::<Vcpd>(), 3392);
     const_assert_eq!(align_of::<Vcpd>(), 64);
 
     const_assert_eq!(MAX_NR_EVENT, 50);
     const_assert_eq!(offset_of!(ProcData, kernel_evts), 0);
     const_assert_eq!(offset_of!(ProcData, vcpd), 448);
-    const_assert_eq!(size_of::<ProcData>(), 448 + MAX_NUM_VCORES * 3456);
+    const_assert_eq!(size_of::<ProcData>(), 448 + MAX_NUM_VCORES * 3392);
     const_assert_eq!(size_of::<AtomicUsize>(), 8);
 }

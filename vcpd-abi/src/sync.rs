@@ -83,27 +83,10 @@ impl fmt::Debug for SharedBool {
     }
 }
 
-/// Plain-old-data: every bit pattern is a valid value.
-///
-/// # Safety
-/// Implementors must be `Copy` types for which every initialised bit pattern
-/// of `size_of::<Self>()` bytes is a valid value (integers, arrays of them,
-/// `repr(C)` structs and unions of them). [`Racy`] relies on this: the other
-/// party may write any bytes, and reads must still produce a valid value.
-pub unsafe trait Pod: Copy + 'static {}
-
-// SAFETY: integers accept every bit pattern.
-unsafe impl Pod for u8 {}
-// SAFETY: integers accept every bit pattern.
-unsafe impl Pod for u16 {}
-// SAFETY: integers accept every bit pattern.
-unsafe impl Pod for u32 {}
-// SAFETY: integers accept every bit pattern.
-unsafe impl Pod for u64 {}
-// SAFETY: integers accept every bit pattern.
-unsafe impl Pod for usize {}
-// SAFETY: an array of Pod values is Pod.
-unsafe impl<T: Pod, const N: usize> Pod for [T; N] {}
+/// Plain-old-data: every bit pattern is a valid value and no byte is
+/// padding. `bytemuck`'s derive checks both at compile time, so [`Racy`]
+/// needs no hand-written `unsafe impl` per register layout.
+pub use bytemuck::Pod;
 
 #[cfg(not(loom))]
 type Cell<T> = core::cell::UnsafeCell<T>;
@@ -115,6 +98,8 @@ type Cell<T> = loom::cell::UnsafeCell<T>;
 ///
 /// Reads may observe a torn value if the other party writes concurrently;
 /// because `T: Pod`, a torn value is still a valid `T`, just meaningless.
+/// (`Pod` also rules out padding, so a write never copies uninitialised
+/// bytes into memory the other party reads.)
 #[cfg_attr(not(loom), repr(transparent))]
 pub struct Racy<T: Pod>(Cell<T>);
 
@@ -172,5 +157,84 @@ impl<T: Pod + Default> Default for Racy<T> {
 impl<T: Pod> fmt::Debug for Racy<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Racy(..)")
+    }
+}
+
+#[cfg(loom)]
+extern crate std;
+
+/// Under loom: memory that must not be touched. A model's host calls
+/// [`poison::free`] where a real host would unmap a page, and consumer code
+/// calls [`poison::keep_out`] on a page it hands back to the producer (a
+/// recycled UCQ page, until consumers follow a link to it again). Consumer
+/// code that follows trusted addresses calls [`poison::check`] before
+/// touching them, so an access after free (or to a page no claim covers)
+/// fails the model instead of reading a still-allocated `Box`, which plain
+/// loom would let pass. The registry is per loom execution.
+#[cfg(loom)]
+pub mod poison {
+    use std::sync::Mutex;
+    use std::vec::Vec;
+
+    #[derive(Clone, Copy, PartialEq, Eq)]
+    enum Why {
+        Freed,
+        KeptOut,
+    }
+
+    loom::lazy_static! {
+        static ref POISONED: Mutex<Vec<(usize, usize, Why)>> = Mutex::new(Vec::new());
+    }
+
+    fn overlaps(a: (usize, usize), b: (usize, usize)) -> bool {
+        a.0 < b.0.saturating_add(b.1) && b.0 < a.0.saturating_add(a.1)
+    }
+
+    fn find(addr: usize, len: usize, why: Option<Why>) -> bool {
+        POISONED
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|&(a, l, w)| overlaps((a, l), (addr, len)) && why.is_none_or(|y| y == w))
+    }
+
+    /// Marks `[addr, addr + len)` freed (unmapped by the host).
+    pub fn free(addr: usize, len: usize) {
+        POISONED.lock().unwrap().push((addr, len, Why::Freed));
+    }
+
+    /// Marks `[addr, addr + len)` out of bounds for consumers.
+    pub fn keep_out(addr: usize, len: usize) {
+        POISONED.lock().unwrap().push((addr, len, Why::KeptOut));
+    }
+
+    /// Lifts [`keep_out`] from `[addr, addr + len)` (freed stays freed).
+    pub fn let_in(addr: usize, len: usize) {
+        POISONED
+            .lock()
+            .unwrap()
+            .retain(|&(a, l, w)| w == Why::Freed || !overlaps((a, l), (addr, len)));
+    }
+
+    /// Whether any byte of `[addr, addr + len)` was freed.
+    pub fn is_freed(addr: usize, len: usize) -> bool {
+        find(addr, len, Some(Why::Freed))
+    }
+
+    /// Fails the model if any byte of `[addr, addr + len)` was freed or is
+    /// kept out.
+    ///
+    /// # Panics
+    /// On such an access.
+    pub fn check(addr: usize, len: usize) {
+        assert!(
+            !find(addr, len, Some(Why::Freed)),
+            "access after free: {addr:#x}..{:#x}",
+            addr.wrapping_add(len)
+        );
+        assert!(
+            !find(addr, len, Some(Why::KeptOut)),
+            "consumer touched a page it holds no claim on: {addr:#x}"
+        );
     }
 }

@@ -12,6 +12,17 @@ use core::mem::{align_of, size_of};
 
 use crate::umem::{SharedMem, UserMemory, UserMemoryExt};
 
+/// ```
+/// use vcpd_abi::arena::UserArena;
+/// use vcpd_abi::{EventQueue, UserAddr};
+///
+/// let process = UserArena::new(4096);
+/// let q = process.alloc(size_of::<EventQueue>(), 8).unwrap();
+/// let addr = UserAddr::<EventQueue>::new(q);
+/// assert!(addr.check(&process).is_some());
+/// assert!(UserAddr::<EventQueue>::new(q + 4).check(&process).is_none(), "misaligned");
+/// assert!(UserAddr::<EventQueue>::NULL.check(&process).is_none());
+/// ```
 /// A user address alleged to hold a `T`. Plain data: copying it or doing
 /// arithmetic on it is harmless; dereferencing needs [`check`](Self::check).
 #[repr(transparent)]

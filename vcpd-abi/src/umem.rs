@@ -8,6 +8,37 @@
 //! types made entirely of atomics and [`Racy`](crate::sync::Racy) cells, for
 //! which a shared reference stays sound while the process writes anything
 //! to the same bytes.
+//!
+//! # The process's own memory
+//!
+//! The process side (the consumers in `ucq`, `ceq`, `evbitmap` and
+//! `event-core`'s receive half) runs *in* the process and follows the
+//! addresses it finds in its own shared structures without a
+//! [`UserMemory`] check, as C code does. Every such trust is claimed once,
+//! by an `unsafe` constructor whose `# Safety` section refers here
+//! (`ucq::init`, `ucq::Consumer::new`, `ceq::init`, `ceq::Consumer::new`).
+//! Memory is **the process's own memory**, for a structure and for as
+//! long as that structure is in use, when all of the following hold:
+//!
+//! 1. It is mapped readable and writable in the address space the code
+//!    runs in, at the very address recorded (user address = pointer), and
+//!    is suitably aligned for the types stored there.
+//! 2. It stays so for as long as the structure is in use, by the kernel or
+//!    by any vcore, not merely for a Rust borrow: the addresses escape into
+//!    shared memory, where no lifetime reaches. Memory leaves only through
+//!    an explicit hand-back (e.g. `ucq::ConsumerHost::free_page`) made when
+//!    the protocol says no one can reach it any more.
+//! 3. It is used for nothing else meanwhile: it holds only [`SharedMem`]
+//!    values of this ABI, so writes by the kernel or other vcores never
+//!    invalidate a reference and never corrupt unrelated data.
+//! 4. Every address stored in it that the process side follows was written
+//!    by the process's own set-up code under this same promise, or by a
+//!    kernel that checked it as this process's memory ([`UserMemory`]).
+//!    Code that writes other values there (a corrupted process) voids the
+//!    promise; the *kernel* side never relies on it.
+//!
+//! Safe code can therefore never make the process side dereference an
+//! address of its choosing: the first step always passes an `unsafe` door.
 
 use core::mem::{align_of, size_of};
 use core::ptr::NonNull;
@@ -68,6 +99,27 @@ pub trait UserMemoryExt: UserMemory {
         // `T: SharedMem` makes a shared reference sound under concurrent
         // writes by the process and valid for any bytes found there.
         Some(unsafe { p.cast::<T>().as_ref() })
+    }
+
+    /// The `n` `T`s at user address `addr` as one slice, checked as a whole
+    /// once (so an index into it needs no further check), or `None` if the
+    /// address is null or misaligned, `n` is zero, the size overflows, or
+    /// the range is not entirely writable user memory.
+    #[inline]
+    fn user_slice<T: SharedMem>(&self, addr: usize, n: usize) -> Option<&[T]> {
+        if addr == 0 || n == 0 || addr % align_of::<T>() != 0 {
+            return None;
+        }
+        let len = n.checked_mul(size_of::<T>())?;
+        let p = self.translate(addr, len)?;
+        if p.as_ptr() as usize % align_of::<T>() != 0 {
+            return None;
+        }
+        // SAFETY: `translate` promised `len` = `n * size_of::<T>()` valid
+        // bytes for the lifetime of `&self`; the pointer is aligned (checked
+        // above); `T: SharedMem` makes shared references sound under the
+        // process's concurrent writes and valid for any bytes.
+        Some(unsafe { core::slice::from_raw_parts(p.cast::<T>().as_ptr(), n) })
     }
 
     /// A reference to element `index` of an array of `T` at user address

@@ -5,10 +5,13 @@
 //! never looks inside them.
 
 use core::fmt;
+use core::mem::size_of;
+
+use bytemuck::{Pod, Zeroable};
 
 use crate::flags::{VcpdFlags, VcpdRacyFlags};
 use crate::mbox::EventMbox;
-use crate::sync::{AtomicI32, AtomicUsize, Ordering, Pod, Racy, SharedBool};
+use crate::sync::{AtomicI32, AtomicUsize, Ordering, Racy, SharedBool};
 
 /// `UserContext::ctx_type` of a hardware (trap/interrupt) context.
 pub const ROS_HW_CTX: i32 = 1;
@@ -19,7 +22,7 @@ pub const ROS_VM_CTX: i32 = 3;
 
 /// Registers saved on a trap or interrupt (192 bytes).
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
 #[allow(missing_docs)] // register names speak for themselves
 pub struct HwTrapframe {
     pub gsbase: u64,
@@ -56,7 +59,7 @@ pub struct HwTrapframe {
 
 /// Callee-saved registers saved on a system call (88 bytes).
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
 #[allow(missing_docs)] // register names speak for themselves
 pub struct SwTrapframe {
     pub gsbase: u64,
@@ -76,7 +79,7 @@ pub struct SwTrapframe {
 
 /// A guest's state at a VM exit (208 bytes).
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
 #[allow(missing_docs)] // register and VMCS field names speak for themselves
 pub struct VmTrapframe {
     pub rax: u64,
@@ -112,40 +115,62 @@ pub struct VmTrapframe {
     pub guest_pa: u64,
 }
 
-/// The three context layouts sharing storage; `UserContext::ctx_type` says
-/// which one is meant.
+/// The registers of a [`UserContext`]: C's anonymous union of the three
+/// trapframes, as 208 bytes that [`UserContext::ctx_type`] says how to read.
+///
+/// Not a Rust `union`: a union value built from its smaller variants has
+/// uninitialised bytes past them, so it could not be `Pod` (bytemuck's
+/// derive rightly refuses it) and copying it into shared memory would
+/// publish uninitialised bytes. Storage of the largest size, with
+/// conversions that zero-fill, has neither problem and needs no `unsafe`.
 #[repr(C)]
-#[derive(Clone, Copy)]
-#[allow(missing_docs)] // one field per context kind, named after it
-pub union Trapframe {
-    pub hw: HwTrapframe,
-    pub sw: SwTrapframe,
-    pub vm: VmTrapframe,
-}
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
+pub struct Trapframe([u64; TRAPFRAME_WORDS]);
 
-impl Default for Trapframe {
-    fn default() -> Self {
-        Self {
-            vm: VmTrapframe::default(),
-        }
+/// Words of a [`Trapframe`]: the largest variant, [`VmTrapframe`].
+const TRAPFRAME_WORDS: usize = size_of::<VmTrapframe>() / 8;
+
+impl Trapframe {
+    fn from_variant<T: Pod>(v: &T) -> Self {
+        let mut t = Self::zeroed();
+        bytemuck::bytes_of_mut(&mut t)[..size_of::<T>()].copy_from_slice(bytemuck::bytes_of(v));
+        t
+    }
+
+    fn variant<T: Pod>(&self) -> T {
+        bytemuck::pod_read_unaligned(&bytemuck::bytes_of(self)[..size_of::<T>()])
+    }
+
+    /// A hardware context (the bytes past it zeroed).
+    pub fn from_hw(hw: HwTrapframe) -> Self {
+        Self::from_variant(&hw)
+    }
+
+    /// A software context (the bytes past it zeroed).
+    pub fn from_sw(sw: SwTrapframe) -> Self {
+        Self::from_variant(&sw)
+    }
+
+    /// A VM context.
+    pub fn from_vm(vm: VmTrapframe) -> Self {
+        Self::from_variant(&vm)
+    }
+
+    /// The registers read as a hardware context.
+    pub fn hw(&self) -> HwTrapframe {
+        self.variant()
+    }
+
+    /// The registers read as a software context.
+    pub fn sw(&self) -> SwTrapframe {
+        self.variant()
+    }
+
+    /// The registers read as a VM context.
+    pub fn vm(&self) -> VmTrapframe {
+        self.variant()
     }
 }
-
-impl fmt::Debug for Trapframe {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Trapframe(..)")
-    }
-}
-
-// SAFETY: plain `repr(C)` structs of integers (padding is explicit fields).
-unsafe impl Pod for HwTrapframe {}
-// SAFETY: plain `repr(C)` struct of integers (padding is explicit fields).
-unsafe impl Pod for SwTrapframe {}
-// SAFETY: plain `repr(C)` struct of integers (padding is explicit fields).
-unsafe impl Pod for VmTrapframe {}
-// SAFETY: a union of Pod structs of equal alignment; the largest variant
-// covers every byte, so any bytes are a valid value.
-unsafe impl Pod for Trapframe {}
 
 /// A saved user context (216 bytes).
 #[repr(C)]
@@ -157,19 +182,59 @@ pub struct UserContext {
     pub tf: Racy<Trapframe>,
 }
 
-/// Bytes of the XSAVE image: 512 legacy (FXSAVE) + 64 XSAVE header + 2120
-/// extended region (enough for state components through ZMM31).
-pub const ANCILLARY_STATE_BYTES: usize = 512 + 64 + 2120;
+/// Bytes of the XSAVE image Akaros's `struct ancillary_state` declares:
+/// 512 legacy (FXSAVE) + 32 XSAVE header (`xstate_bv`, `xcomp_bv`, one
+/// 16-byte `reserv6`) + 2120 extended region = 2664, padded to the 64-byte
+/// alignment: 2688 (what gcc compiles; the header's "offset 576" comment is
+/// wrong, see `tests/gcc_layout/`).
+pub const ANCILLARY_STATE_BYTES: usize = 2688;
 
-/// FPU/vector state as saved by XSAVE: an opaque, 64-byte aligned image.
+/// The XSAVE image, field by field as Akaros declares it (the legacy
+/// region's unions flattened to byte arrays of the same extent).
 #[repr(C, align(64))]
-pub struct AncillaryState(pub Racy<[u8; ANCILLARY_STATE_BYTES]>);
+#[derive(Clone, Copy, Pod, Zeroable)]
+pub struct XsaveArea {
+    /// FXSAVE header: FPU control/status words, FPU IP/DP, MXCSR, its mask.
+    pub fp_head: [u8; 32],
+    /// ST0-ST7 / MM0-MM7, 16 bytes each.
+    pub st_mm: [[u8; 16]; 8],
+    /// XMM0-XMM15.
+    pub xmm: [[u8; 16]; 16],
+    /// The legacy region's reserved tail.
+    pub fx_reserved: [u8; 96],
+    /// XSAVE header: state components present.
+    pub xstate_bv: u64,
+    /// XSAVE header: compaction (XSAVEC/XSAVES) bits.
+    pub xcomp_bv: u64,
+    /// XSAVE header: the one reserved field Akaros declares (16 bytes).
+    pub reserv6: [u8; 16],
+    /// AVX and later state components, through ZMM31.
+    pub extended_region: [u8; 2120],
+    /// Tail padding to the 64-byte alignment (implicit in C; explicit here
+    /// so the type has no padding and can be `Pod`).
+    pub tail_pad: [u8; 24],
+}
 
-impl Default for AncillaryState {
-    fn default() -> Self {
-        Self(Racy::new([0; ANCILLARY_STATE_BYTES]))
+impl fmt::Debug for XsaveArea {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("XsaveArea")
+            .field("xstate_bv", &self.xstate_bv)
+            .field("xcomp_bv", &self.xcomp_bv)
+            .finish_non_exhaustive()
     }
 }
+
+impl Default for XsaveArea {
+    fn default() -> Self {
+        Self::zeroed()
+    }
+}
+
+/// FPU/vector state as saved by XSAVE (`struct ancillary_state`): a
+/// 64-byte aligned image, copied in and out whole.
+#[repr(C, align(64))]
+#[derive(Default)]
+pub struct AncillaryState(pub Racy<XsaveArea>);
 
 impl fmt::Debug for AncillaryState {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -1,7 +1,9 @@
 //! Runtime layout and encoding tests of the ABI.
 //!
-//! The compile-time assertions in `lib.rs` pin sizes and offsets; these
-//! tests additionally write bytes exactly where the C layout puts a field
+//! `every_offset_matches_gcc` checks every size and field offset against
+//! the table gcc produced from Akaros's C definitions (`gcc_layout/`). The
+//! compile-time assertions in `lib.rs` pin the same numbers; these tests
+//! additionally write bytes exactly where the C layout puts a field
 //! and read them back through the Rust types, check every flag value and
 //! enum decoding, and round-trip the UCQ slot encoding.
 
@@ -27,27 +29,230 @@ fn with_bytes<T: SharedMem, R>(fill: &[(usize, &[u8])], f: impl FnOnce(&T) -> R)
     f(t)
 }
 
+#[path = "gcc_layout/offsets.rs"]
+mod gcc;
+
+/// Every size, alignment and field offset of every shared Rust type, keyed
+/// by the C struct and field names gcc's table uses.
+fn rust_layout() -> Vec<(&'static str, &'static str, usize)> {
+    let mut rows = Vec::new();
+    macro_rules! layout {
+        ($c:literal: $t:ty { $($cf:literal => $rf:ident),* $(,)? }) => {
+            rows.push(($c, "#size", size_of::<$t>()));
+            rows.push(($c, "#align", align_of::<$t>()));
+            $(rows.push(($c, $cf, offset_of!($t, $rf)));)*
+        };
+    }
+    layout!("hw_trapframe": HwTrapframe {
+        "tf_gsbase" => gsbase, "tf_fsbase" => fsbase, "tf_rax" => rax, "tf_rbx" => rbx,
+        "tf_rcx" => rcx, "tf_rdx" => rdx, "tf_rbp" => rbp, "tf_rsi" => rsi, "tf_rdi" => rdi,
+        "tf_r8" => r8, "tf_r9" => r9, "tf_r10" => r10, "tf_r11" => r11, "tf_r12" => r12,
+        "tf_r13" => r13, "tf_r14" => r14, "tf_r15" => r15, "tf_trapno" => trapno,
+        "tf_padding5" => padding5, "tf_err" => err, "tf_padding4" => padding4, "tf_rip" => rip,
+        "tf_cs" => cs, "tf_padding3" => padding3, "tf_padding2" => padding2,
+        "tf_rflags" => rflags, "tf_rsp" => rsp, "tf_ss" => ss, "tf_padding1" => padding1,
+        "tf_padding0" => padding0,
+    });
+    layout!("sw_trapframe": SwTrapframe {
+        "tf_gsbase" => gsbase, "tf_fsbase" => fsbase, "tf_rbx" => rbx, "tf_rbp" => rbp,
+        "tf_r12" => r12, "tf_r13" => r13, "tf_r14" => r14, "tf_r15" => r15, "tf_rip" => rip,
+        "tf_rsp" => rsp, "tf_mxcsr" => mxcsr, "tf_fpucw" => fpucw, "tf_padding0" => padding0,
+    });
+    layout!("vm_trapframe": VmTrapframe {
+        "tf_rax" => rax, "tf_rbx" => rbx, "tf_rcx" => rcx, "tf_rdx" => rdx, "tf_rbp" => rbp,
+        "tf_rsi" => rsi, "tf_rdi" => rdi, "tf_r8" => r8, "tf_r9" => r9, "tf_r10" => r10,
+        "tf_r11" => r11, "tf_r12" => r12, "tf_r13" => r13, "tf_r14" => r14, "tf_r15" => r15,
+        "tf_rip" => rip, "tf_rflags" => rflags, "tf_rsp" => rsp, "tf_cr2" => cr2,
+        "tf_cr3" => cr3, "tf_guest_pcoreid" => guest_pcoreid, "tf_flags" => flags,
+        "tf_trap_inject" => trap_inject, "tf_guest_intr_status" => guest_intr_status,
+        "tf_padding0" => padding0, "tf_exit_reason" => exit_reason,
+        "tf_exit_qual" => exit_qual, "tf_intrinfo1" => intrinfo1, "tf_intrinfo2" => intrinfo2,
+        "tf_guest_va" => guest_va, "tf_guest_pa" => guest_pa,
+    });
+    layout!("user_context": UserContext { "type" => ctx_type, "tf" => tf });
+    // The XSAVE image is `AncillaryState`'s only field (checked below), so
+    // its offsets are the C struct's.
+    layout!("ancillary_state": XsaveArea {
+        "fp_head" => fp_head, "st_mm" => st_mm, "xmm" => xmm, "fx_reserved" => fx_reserved,
+        "xstate_bv" => xstate_bv, "xcomp_bv" => xcomp_bv, "reserv6" => reserv6,
+        "extended_region" => extended_region,
+    });
+    layout!("event_msg": EventMsg {
+        "ev_type" => ev_type, "ev_arg1" => ev_arg1, "ev_arg2" => ev_arg2,
+        "ev_arg3" => ev_arg3, "ev_arg4" => ev_arg4,
+    });
+    layout!("ucq": Ucq {
+        "prod_idx" => prod_idx, "spare_pg" => spare_pg, "nr_extra_pgs" => nr_extra_pgs,
+        "cons_idx" => cons_idx, "prod_overflow" => prod_overflow, "ucq_ready" => ucq_ready,
+        "u_lock" => u_lock,
+    });
+    layout!("ucq_page_header": UcqPageHeader {
+        "cons_next_pg" => cons_next_pg, "nr_cons" => nr_cons,
+    });
+    layout!("msg_container": MsgContainer { "ev_msg" => ev_msg, "ready" => ready });
+    // C's `ucq_page` ends in a flexible array (sizeof = the header's): the
+    // table has its offsets and capacity, not a size.
+    rows.push(("ucq_page", "header", offset_of!(UcqPage, header)));
+    rows.push(("ucq_page", "msgs", offset_of!(UcqPage, msgs)));
+    rows.push(("ucq_page", "#NR_MSG_PER_PAGE", NR_MSG_PER_PAGE));
+    layout!("ceq_event": CeqEvent {
+        "coalesce" => coalesce, "blob_data" => blob_data, "idx_posted" => idx_posted,
+        "user_data" => user_data,
+    });
+    layout!("ceq": Ceq {
+        "events" => events, "nr_events" => nr_events, "last_recovered" => last_recovered,
+        "max_event_ever" => max_event_ever, "ring" => ring, "ring_sz" => ring_sz,
+        "operation" => operation, "ring_overflowed" => ring_overflowed,
+        "overflow_recovery" => overflow_recovery, "prod_idx" => prod_idx,
+        "cons_pub_idx" => cons_pub_idx, "cons_pvt_idx" => cons_pvt_idx, "u_lock" => u_lock,
+    });
+    layout!("evbitmap": EvBitmap { "check_bits" => check_bits, "bitmap" => bitmap });
+    // The mailbox body is a private union: measure its views.
+    let m = EventMbox::new();
+    let base = &m as *const EventMbox as usize;
+    layout!("event_mbox": EventMbox { "type" => mbox_type });
+    rows.push((
+        "event_mbox",
+        "ucq",
+        m.as_ucq() as *const Ucq as usize - base,
+    ));
+    rows.push((
+        "event_mbox",
+        "evbm",
+        m.as_evbitmap() as *const EvBitmap as usize - base,
+    ));
+    rows.push((
+        "event_mbox",
+        "ceq",
+        m.as_ceq() as *const Ceq as usize - base,
+    ));
+    layout!("event_queue": EventQueue {
+        "ev_mbox" => ev_mbox, "ev_flags" => ev_flags, "ev_alert_pending" => ev_alert_pending,
+        "ev_vcore" => ev_vcore, "ev_handler" => ev_handler, "ev_udata" => ev_udata,
+    });
+    // C repeats the slim queue's fields in the big one; Rust embeds it.
+    let q = offset_of!(EventQueueBig, evq);
+    rows.push(("event_queue_big", "#size", size_of::<EventQueueBig>()));
+    rows.push(("event_queue_big", "#align", align_of::<EventQueueBig>()));
+    rows.push((
+        "event_queue_big",
+        "ev_mbox",
+        q + offset_of!(EventQueue, ev_mbox),
+    ));
+    rows.push((
+        "event_queue_big",
+        "ev_flags",
+        q + offset_of!(EventQueue, ev_flags),
+    ));
+    rows.push((
+        "event_queue_big",
+        "ev_alert_pending",
+        q + offset_of!(EventQueue, ev_alert_pending),
+    ));
+    rows.push((
+        "event_queue_big",
+        "ev_vcore",
+        q + offset_of!(EventQueue, ev_vcore),
+    ));
+    rows.push((
+        "event_queue_big",
+        "ev_handler",
+        q + offset_of!(EventQueue, ev_handler),
+    ));
+    rows.push((
+        "event_queue_big",
+        "ev_udata",
+        q + offset_of!(EventQueue, ev_udata),
+    ));
+    rows.push((
+        "event_queue_big",
+        "ev_imbox",
+        offset_of!(EventQueueBig, ev_imbox),
+    ));
+    layout!("preempt_data": Vcpd {
+        "vcore_ctx" => vcore_ctx, "preempt_anc" => preempt_anc, "uthread_ctx" => uthread_ctx,
+        "vcore_entry" => vcore_entry, "vcore_stack" => vcore_stack,
+        "vcore_tls_desc" => vcore_tls_desc, "flags" => flags, "rflags" => rflags,
+        "notif_disabled" => notif_disabled, "notif_pending" => notif_pending,
+        "ev_mbox_public" => ev_mbox_public, "ev_mbox_private" => ev_mbox_private,
+    });
+    layout!("procdata_events": ProcData {
+        "kernel_evts" => kernel_evts, "vcore_preempt_data" => vcpd,
+    });
+    rows.push(("procdata_events", "#MAX_NR_EVENT", MAX_NR_EVENT));
+    rows.push(("procdata_events", "#MAX_NUM_VCORES", MAX_NUM_VCORES));
+    rows
+}
+
+/// Every row gcc printed has a Rust twin with the same value, and every
+/// Rust row is in gcc's table: no field of either side goes unchecked.
 #[test]
-fn sizes_match_the_c_abi() {
-    assert_eq!(size_of::<EventMsg>(), 24);
-    assert_eq!(size_of::<Ucq>(), 48);
-    assert_eq!(size_of::<MsgContainer>(), 32);
-    assert_eq!(size_of::<UcqPage>(), 4096);
-    assert_eq!(size_of::<Ceq>(), 72);
-    assert_eq!(size_of::<CeqEvent>(), 32);
-    assert_eq!(size_of::<EvBitmap>(), 8);
-    assert_eq!(size_of::<EventMbox>(), 80);
-    assert_eq!(size_of::<EventQueue>(), 40);
-    assert_eq!(size_of::<EventQueueBig>(), 120);
-    assert_eq!(size_of::<HwTrapframe>(), 192);
-    assert_eq!(size_of::<SwTrapframe>(), 88);
-    assert_eq!(size_of::<VmTrapframe>(), 208);
-    assert_eq!(size_of::<UserContext>(), 216);
-    assert_eq!(size_of::<AncillaryState>(), 2752);
+fn every_offset_matches_gcc() {
+    let rust = rust_layout();
+    let mut wrong = Vec::new();
+    for &(ty, field, c) in gcc::GCC_LAYOUT {
+        match rust.iter().find(|r| r.0 == ty && r.1 == field) {
+            Some(&(_, _, r)) if r == c => {}
+            Some(&(_, _, r)) => wrong.push(format!("{ty}.{field}: gcc {c}, Rust {r}")),
+            None => wrong.push(format!("{ty}.{field}: gcc {c}, no Rust twin")),
+        }
+    }
+    for &(ty, field, r) in &rust {
+        if !gcc::GCC_LAYOUT.iter().any(|g| g.0 == ty && g.1 == field) {
+            wrong.push(format!("{ty}.{field}: Rust {r}, not in gcc's table"));
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "layout differs from gcc's:\n{}",
+        wrong.join("\n")
+    );
+    assert_eq!(rust.len(), gcc::GCC_LAYOUT.len(), "duplicate rows");
+}
+
+/// The numbers issue 10 found wrong, named once more so a regenerated
+/// table cannot quietly move them.
+#[test]
+fn vcpd_matches_gccs_preempt_data() {
+    assert_eq!(size_of::<AncillaryState>(), 2688);
+    assert_eq!(size_of::<AncillaryState>(), size_of::<XsaveArea>());
     assert_eq!(align_of::<AncillaryState>(), 64);
-    assert_eq!(size_of::<Vcpd>(), 3456);
-    assert_eq!(size_of::<ProcData>(), 448 + MAX_NUM_VCORES * 3456);
-    assert_eq!(NR_MSG_PER_PAGE, 127);
+    assert_eq!(offset_of!(XsaveArea, extended_region), 544);
+    assert_eq!(offset_of!(Vcpd, uthread_ctx), 2944);
+    assert_eq!(offset_of!(Vcpd, vcore_entry), 3160);
+    assert_eq!(offset_of!(Vcpd, vcore_stack), 3168);
+    assert_eq!(offset_of!(Vcpd, vcore_tls_desc), 3176);
+    assert_eq!(offset_of!(Vcpd, flags), 3184);
+    assert_eq!(offset_of!(Vcpd, rflags), 3192);
+    assert_eq!(offset_of!(Vcpd, notif_disabled), 3196);
+    assert_eq!(offset_of!(Vcpd, notif_pending), 3197);
+    assert_eq!(offset_of!(Vcpd, ev_mbox_public), 3200);
+    assert_eq!(offset_of!(Vcpd, ev_mbox_private), 3280);
+    assert_eq!(size_of::<Vcpd>(), 3392);
+    assert_eq!(size_of::<ProcData>(), 448 + MAX_NUM_VCORES * 3392);
+    assert_eq!(size_of::<UcqPage>(), PAGE_SIZE);
+    assert_eq!(size_of::<Trapframe>(), size_of::<VmTrapframe>());
+}
+
+#[test]
+fn trapframe_variants_round_trip_and_zero_fill() {
+    let hw = HwTrapframe {
+        rip: 0xfeed,
+        ss: 0x2b,
+        ..Default::default()
+    };
+    let t = Trapframe::from_hw(hw);
+    assert_eq!(t.hw(), hw);
+    let sw = SwTrapframe {
+        rsp: 7,
+        fpucw: 0x37f,
+        ..Default::default()
+    };
+    let t = Trapframe::from_sw(sw);
+    assert_eq!(t.sw(), sw);
+    // The bytes past the software frame are zero, not left over.
+    assert_eq!(t.vm().guest_pa, 0);
+    assert_eq!(t.vm().r10, 7, "sw.rsp (offset 72) shares bytes with vm.r10");
 }
 
 #[test]
@@ -194,21 +399,20 @@ fn vcpd_fields_read_from_c_offsets() {
         &[
             (0, &ROS_HW_CTX_BYTES),
             (8 + 152, &0xfeedusize.to_le_bytes()),
-            (3224, &0x1111usize.to_le_bytes()),
-            (3248, &0x5usize.to_le_bytes()),
-            (3256, &0x1000i32.to_le_bytes()),
-            (3260, &[1]),
-            (3261, &[1]),
-            (3264, &EV_MBOX_UCQ.to_le_bytes()),
-            (3344, &EV_MBOX_BITMAP.to_le_bytes()),
+            (3160, &0x1111usize.to_le_bytes()),
+            (3184, &0x5usize.to_le_bytes()),
+            (3192, &0x1000i32.to_le_bytes()),
+            (3196, &[1]),
+            (3197, &[1]),
+            (3200, &EV_MBOX_UCQ.to_le_bytes()),
+            (3280, &EV_MBOX_BITMAP.to_le_bytes()),
         ],
         |v| {
             assert_eq!(
                 v.vcore_ctx.ctx_type.load(Ordering::Relaxed),
                 vcpd_abi::vcpd::ROS_HW_CTX
             );
-            // SAFETY: reading a union field of plain integers.
-            assert_eq!(unsafe { v.vcore_ctx.tf.read().hw.rip }, 0xfeed);
+            assert_eq!(v.vcore_ctx.tf.read().hw().rip, 0xfeed);
             assert_eq!(v.vcore_entry.load(Ordering::Relaxed), 0x1111);
             assert_eq!(
                 v.flags(Ordering::Relaxed),
@@ -230,7 +434,7 @@ fn procdata_offsets() {
     assert_eq!(procdata::kernel_evt_offset(0), 0);
     assert_eq!(procdata::kernel_evt_offset(12), 96);
     assert_eq!(procdata::vcpd_offset(0), 448);
-    assert_eq!(procdata::vcpd_offset(3), 448 + 3 * 3456);
+    assert_eq!(procdata::vcpd_offset(3), 448 + 3 * 3392);
     assert_eq!(offset_of!(ProcDataN<2>, vcpd), offset_of!(ProcData, vcpd));
 }
 

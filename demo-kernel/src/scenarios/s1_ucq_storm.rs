@@ -31,6 +31,8 @@ use crate::vcore::{Step, VcoreProgram};
 
 /// Messages sent.
 const N: u64 = 100_000;
+/// Messages sent in short mode.
+const N_SHORT: u64 = 5_000;
 /// The event type of the storm's messages (a dynamic type).
 const T_STORM: u16 = 30;
 /// The sender pauses while this many messages are unhandled.
@@ -82,6 +84,7 @@ fn rotate(_: &Recv<'_>, v: VcoreId, msg: &vcpd_abi::EventMsg, nr_vcores: usize) 
 pub(super) fn run(r: &mut Report) {
     let p = super::app();
     let n_vc = p.nr_vcores();
+    let n = super::scaled(N, N_SHORT);
     common::reset_tallies();
     // Set-up, as the process's main thread would do it before starting
     // its vcores.
@@ -106,7 +109,7 @@ pub(super) fn run(r: &mut Report) {
     common::begin(p, &STORM);
     let mut send_errors = 0u64;
     let mut stalled = false;
-    for seq in 0..N {
+    for seq in 0..n {
         if seq - TALLY_A.handled().min(seq) > WINDOW
             && !wait_until(10_000, || seq - TALLY_A.handled().min(seq) <= WINDOW / 2)
         {
@@ -118,16 +121,16 @@ pub(super) fn run(r: &mut Report) {
             send_errors += 1;
         }
     }
-    let all = wait_until(20_000, || TALLY_A.unique() >= N);
+    let all = wait_until(20_000, || TALLY_A.unique() >= n);
     common::end(p, r);
     let d = Snap::take(p.stats()).since(before);
 
     let _ = write!(
         r,
-        "sent {N}, received {} exactly once (missing {}, duplicates {}, out of order {}); \
+        "sent {n}, received {} exactly once (missing {}, duplicates {}, out of order {}); \
          per vcore {}; INDIRs {} sent, {} throttled; IPIs {}; UCQ page switches {}",
         TALLY_A.unique(),
-        TALLY_A.missing(N),
+        TALLY_A.missing(n),
         TALLY_A.dups(),
         TALLY_A.out_of_order(),
         PerVcore(&TALLY_A, n_vc),
@@ -138,7 +141,7 @@ pub(super) fn run(r: &mut Report) {
     );
     r.check(!stalled, "the consumers stalled (window never drained)");
     r.check(send_errors == 0, "a send was dropped");
-    r.check(all && TALLY_A.missing(N) == 0, "messages lost");
+    r.check(all && TALLY_A.missing(n) == 0, "messages lost");
     r.check(
         TALLY_A.dups() == 0 && TALLY_A.bogus() == 0,
         "messages duplicated or corrupted",

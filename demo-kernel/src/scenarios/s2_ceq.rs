@@ -29,6 +29,8 @@ use crate::process::Rx;
 use crate::vcore::{self, Step, VcoreProgram};
 
 const MESSAGES: u64 = 30_000;
+/// Values sent in short mode (still enough to overflow the 4-slot ring).
+const MESSAGES_SHORT: u64 = 3_000;
 const EVENTS: usize = 64;
 const QUEUES: usize = 3;
 /// (operation, ring size) of each queue.
@@ -88,6 +90,7 @@ static DRAIN: Drain = Drain;
 pub(super) fn run(r: &mut Report) {
     let p = super::app();
     let rt = p.runtime();
+    let messages = super::scaled(MESSAGES, MESSAGES_SHORT);
     for row in &RECEIVED {
         for a in row {
             a.store(0, Ordering::Relaxed);
@@ -121,7 +124,7 @@ pub(super) fn run(r: &mut Report) {
     let mut rng = Rng::new(seed);
     let mut send_errors = 0;
     common::begin(p, &DRAIN);
-    for _ in 0..MESSAGES {
+    for _ in 0..messages {
         let qi = rng.below(QUEUES as u64) as usize;
         let idx = rng.below(EVENTS as u64) as usize;
         let value = match SHAPES[qi].0 {
@@ -155,7 +158,7 @@ pub(super) fn run(r: &mut Report) {
 
     let _ = write!(
         r,
-        "{MESSAGES} values (seed {seed:#x}) into CEQs ADD/ring 64, OR/ring 64, ADD/ring 4; \
+        "{messages} values (seed {seed:#x}) into CEQs ADD/ring 64, OR/ring 64, ADD/ring 4; \
          entries exact {}/{}; ADD totals {} and {}; OR entries with bits {}; \
          ring overflows {} (then recovered by scanning); INDIRs {}",
         matches(&expected),

@@ -90,14 +90,14 @@ pub(super) fn run(r: &mut Report) {
     RECEIVED.store(0, Ordering::Relaxed);
     REPEATS.store(0, Ordering::Relaxed);
     let app = super::app();
-    const MCP_ROUNDS: u32 = 100;
-    const SCP_ROUNDS: u32 = 50;
+    let mcp_rounds = super::scaled(100, 20) as u32;
+    let scp_rounds = super::scaled(50, 10) as u32;
 
     common::begin(app, &vcore::IDLE);
     let mcp = rounds(
         app,
         EvqFlags::IPI | EvqFlags::INDIR | EvqFlags::SPAM_INDIR,
-        MCP_ROUNDS,
+        mcp_rounds,
         0xb17a,
     );
     common::end(app, r);
@@ -119,7 +119,7 @@ pub(super) fn run(r: &mut Report) {
     let scp_result = rounds(
         scp,
         EvqFlags::IPI | EvqFlags::INDIR | EvqFlags::WAKEUP,
-        SCP_ROUNDS,
+        scp_rounds,
         0x5c9,
     );
     common::end(scp, r);
@@ -131,8 +131,8 @@ pub(super) fn run(r: &mut Report) {
     let expected = u64::from(mcp_done + scp_done) * MAX_NR_EVENT as u64;
     let _ = write!(
         r,
-        "MCP: {mcp_done}/{MCP_ROUNDS} rounds with all {MAX_NR_EVENT} types seen; \
-         SCP: {scp_done}/{SCP_ROUNDS} rounds, {} yields into WAITING, {} WAKEUPs; \
+        "MCP: {mcp_done}/{mcp_rounds} rounds with all {MAX_NR_EVENT} types seen; \
+         SCP: {scp_done}/{scp_rounds} rounds, {} yields into WAITING, {} WAKEUPs; \
          types received {} (expected {expected}), repeats within a round {}",
         m.waits,
         d.wakeups,
@@ -141,8 +141,8 @@ pub(super) fn run(r: &mut Report) {
     );
     r.check(mcp.is_some() && scp_result.is_some(), "queue set-up failed");
     r.check(mcp_drop + scp_drop == 0, "a send was dropped");
-    r.check(mcp_done == MCP_ROUNDS, "MCP: a type was never seen");
-    r.check(scp_done == SCP_ROUNDS, "SCP: a type was never seen");
+    r.check(mcp_done == mcp_rounds, "MCP: a type was never seen");
+    r.check(scp_done == scp_rounds, "SCP: a type was never seen");
     r.check(
         RECEIVED.load(Ordering::Relaxed) == expected && REPEATS.load(Ordering::Relaxed) == 0,
         "a type was received more often than sent",

@@ -44,6 +44,9 @@ const BATCH: u64 = 60;
 /// ...for at least this long (and at most `MAX_MS`, or `CAP` messages).
 const MIN_MS: u64 = 1500;
 const MAX_MS: u64 = 10_000;
+/// `N` and `MIN_MS` in short mode.
+const N_SHORT: u64 = 600;
+const MIN_MS_SHORT: u64 = 300;
 const CAP: u64 = 120_000;
 const T_SPAM: u16 = 31;
 const T_INDIR: u16 = 32;
@@ -124,7 +127,8 @@ pub(super) fn run(r: &mut Report) {
             grant_percent: 100,
         },
     );
-    let pacer = Pacer::new(MIN_MS, MAX_MS);
+    let pacer = Pacer::new(super::scaled(MIN_MS, MIN_MS_SHORT), MAX_MS);
+    let n = super::scaled(N, N_SHORT);
     let mut sent = 0;
     loop {
         for seq in sent..sent + BATCH {
@@ -137,7 +141,7 @@ pub(super) fn run(r: &mut Report) {
                 u64::from(send_event(p, UserAddr::new(indir_addr), &b, vc(hint)).is_err());
         }
         sent += BATCH;
-        if sent >= CAP || !pacer.next(sent >= N) {
+        if sent >= CAP || !pacer.next(sent >= n) {
             break;
         }
     }

@@ -57,6 +57,9 @@ const ROUNDS: u64 = 6000;
 const BATCH: u64 = 6;
 const MIN_MS: u64 = 1500;
 const MAX_MS: u64 = 30_000;
+/// `ROUNDS` and `MIN_MS` in short mode (every flag combination still).
+const ROUNDS_SHORT: u64 = 1000;
+const MIN_MS_SHORT: u64 = 300;
 const PAGES: usize = 1024;
 const GUARD_BYTE: u8 = 0xa5;
 const CANARY: u64 = 0x5afe_c0de_5afe_c0de;
@@ -286,10 +289,11 @@ pub(super) fn run(r: &mut Report) {
     );
     let mut returned = 0u64;
     let mut combos = 0u64;
-    let pacer = Pacer::new(MIN_MS, MAX_MS);
+    let pacer = Pacer::new(super::scaled(MIN_MS, MIN_MS_SHORT), MAX_MS);
+    let rounds = super::scaled(ROUNDS, ROUNDS_SHORT);
     let mut i = 0u64;
     loop {
-        if i % BATCH == 0 && i > 0 && !pacer.next(i >= ROUNDS && combos >= 1024) {
+        if i % BATCH == 0 && i > 0 && !pacer.next(i >= rounds && combos >= 1024) {
             break;
         }
         i += 1;

@@ -370,11 +370,12 @@ pub(super) fn run(r: &mut Report) {
 
     let _ = write!(
         r,
-        "{n_vc} threads on overlapping sets of {QUEUES} queues (INDIR|SPAM_INDIR, INDIR, watched \
-         IPI, INDIR|SPAM_INDIR); fed {feed_ms} ms: kernel {sent} ({batches} batches), vcores \
+        "{n_vc} vcore threads, each waiting on {} of {QUEUES} queues (INDIR|SPAM_INDIR, INDIR, \
+         watched IPI, INDIR|SPAM_INDIR); fed {feed_ms} ms: kernel {sent} ({batches} batches), vcores \
          {vc_sent}; received exactly once {}/{sent} + {}/{vc_sent} (duplicates {}, misrouted {}); \
          waits {}, woken from park {}, timeouts {} ({} after the feed), before the deadline {}, \
          latest {} us after it; registrations left {leaked}; INDIRs {} throttled {}",
+        set_of(0, n_vc).len(),
         TALLY_A.unique(),
         TALLY_B.unique(),
         TALLY_A.dups() + TALLY_B.dups(),

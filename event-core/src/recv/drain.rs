@@ -16,11 +16,15 @@ impl<R: VcoreRuntime> Receiver<'_, R> {
     pub fn extract_batch(&self, mbox: &EventMbox, out: &mut [EventMsg]) -> usize {
         match mbox.body() {
             Ok(MboxRef::Ucq(u)) => {
+                // SAFETY: the receiver's maker promised (`Receiver::new`)
+                // that this mailbox and the pages it names are the
+                // process's own memory.
+                let u = unsafe { ucq::Consumer::new(u) };
                 // A UCQ batch never spans a page: claim again until `out`
                 // is full or the queue is empty.
                 let mut n = 0;
                 while n < out.len() {
-                    let got = ucq::try_recv_batch(u, &Adapt(self.rt), &mut out[n..]);
+                    let got = u.try_recv_batch(&Adapt(self.rt), &mut out[n..]);
                     if got == 0 {
                         break;
                     }
@@ -28,7 +32,11 @@ impl<R: VcoreRuntime> Receiver<'_, R> {
                 }
                 n
             }
-            Ok(MboxRef::Ceq(c)) => fill(out, || ceq::try_recv(c, &Adapt(self.rt))),
+            Ok(MboxRef::Ceq(c)) => {
+                // SAFETY: as above (and the arrays the CEQ names).
+                let c = unsafe { ceq::Consumer::new(c) };
+                fill(out, || c.try_recv(&Adapt(self.rt)))
+            }
             Ok(MboxRef::Bitmap(b)) => fill(out, || evbitmap::try_recv(b)),
             Err(_) => 0,
         }

@@ -102,10 +102,11 @@ impl<'a, R: VcoreRuntime> Receiver<'a, R> {
     /// that they are *the process's own memory* in this sense: every
     /// address reachable from `procdata` (the queues in `kernel_evts`, the
     /// queue named by an indirection in a VCPD mailbox, a queue's
-    /// `ev_mbox`, `ev_handler` and `ev_udata`, a UCQ's pages, a CEQ's arrays) was
-    /// stored by the set-up functions of [`setup`] (or equivalent code),
-    /// points at live memory of the type it is used as, mapped readable and
-    /// writable, and stays so for as long as the receiver is used. A
+    /// `ev_mbox`, `ev_handler` and `ev_udata`, a UCQ's pages, a CEQ's
+    /// arrays) was stored by the set-up functions of [`setup`] and
+    /// [`wait`] (or equivalent code), points at live memory of the type it
+    /// is used as, mapped readable and writable, and stays so for as long
+    /// as the receiver is used. A
     /// process that keeps its queues for its whole life and sets them up
     /// only through [`setup`] meets this.
     pub unsafe fn new<const V: usize>(
@@ -143,8 +144,11 @@ impl<'a, R: VcoreRuntime> Receiver<'a, R> {
     /// Takes one message from any type of mailbox.
     pub fn extract_one(&self, mbox: &EventMbox) -> Option<EventMsg> {
         match mbox.body() {
-            Ok(MboxRef::Ucq(u)) => ucq::try_recv(u, &Adapt(self.rt)),
-            Ok(MboxRef::Ceq(c)) => ceq::try_recv(c, &Adapt(self.rt)),
+            // SAFETY: the receiver's maker promised (`Receiver::new`) that this
+            // mailbox and the pages it names are the process's own memory.
+            Ok(MboxRef::Ucq(u)) => unsafe { ucq::Consumer::new(u) }.try_recv(&Adapt(self.rt)),
+            // SAFETY: as above (and the arrays the CEQ names).
+            Ok(MboxRef::Ceq(c)) => unsafe { ceq::Consumer::new(c) }.try_recv(&Adapt(self.rt)),
             Ok(MboxRef::Bitmap(b)) => evbitmap::try_recv(b),
             Err(_) => None,
         }
@@ -174,7 +178,10 @@ impl<'a, R: VcoreRuntime> Receiver<'a, R> {
         if let Ok(MboxRef::Ucq(u)) = mbox.body() {
             let mut batch = [EventMsg::default(); DRAIN_BATCH];
             loop {
-                let got = ucq::try_recv_batch(u, &Adapt(self.rt), &mut batch);
+                // SAFETY: the receiver's maker promised (`Receiver::new`) that this
+                // mailbox and the pages it names are the process's own memory.
+                let got =
+                    unsafe { ucq::Consumer::new(u) }.try_recv_batch(&Adapt(self.rt), &mut batch);
                 if got == 0 {
                     return n;
                 }
@@ -195,6 +202,21 @@ impl<'a, R: VcoreRuntime> Receiver<'a, R> {
     /// private and the public VCPD mailbox, then handle the watched queues
     /// that hold messages ([`HandlerTable::watch`]). Returns messages
     /// handled.
+    ///
+    /// ```
+    /// use event_core::abi::{EventMsg, EvqFlags};
+    /// use event_core::testing::ToyHost;
+    /// use event_core::{VcoreId, post_vcore_event};
+    ///
+    /// let host = ToyHost::new();
+    /// let v = VcoreId::new(1).unwrap();
+    /// post_vcore_event(&host, &EventMsg::new(3), v, EvqFlags::empty()).unwrap();
+    /// post_vcore_event(&host, &EventMsg::new(3), v, EvqFlags::VCORE_PRIVATE).unwrap();
+    /// let rx = host.receiver();
+    /// rx.handlers().register(3, |_, _, _, _| {}, 0).unwrap();
+    /// assert_eq!(rx.handle_events(v), 2); // private, then public
+    /// assert_eq!(rx.handle_events(v), 0);
+    /// ```
     pub fn handle_events(&self, vcoreid: VcoreId) -> usize {
         let vcpd = self.vcpd(vcoreid);
         // A swap, not a store, and no fence: every write of this flag (the
@@ -213,6 +235,18 @@ impl<'a, R: VcoreRuntime> Receiver<'a, R> {
     /// Drains another vcore's public mailbox (preemption recovery: its
     /// owner is not running, and spammed messages must not wait for it).
     /// Returns messages handled.
+    ///
+    /// ```
+    /// use event_core::abi::{EventMsg, EvqFlags};
+    /// use event_core::testing::ToyHost;
+    /// use event_core::{VcoreId, post_vcore_event};
+    ///
+    /// let host = ToyHost::new();
+    /// let (me, away) = (VcoreId::ZERO, VcoreId::new(3).unwrap());
+    /// post_vcore_event(&host, &EventMsg::new(8), away, EvqFlags::empty()).unwrap();
+    /// // Vcore 3 is preempted; vcore 0 handles its public mailbox.
+    /// assert_eq!(host.receiver().recover_public_mbox(me, away), 1);
+    /// ```
     pub fn recover_public_mbox(&self, my_vcoreid: VcoreId, other: VcoreId) -> usize {
         self.handle_mbox(my_vcoreid, &self.vcpd(other).ev_mbox_public)
     }

@@ -65,6 +65,17 @@ pub enum MboxKind<'a> {
 
 /// Sets `mbox` up as a mailbox of `kind`; the type tag is published last,
 /// so the kernel never sees a tagged but unset-up mailbox.
+///
+/// ```
+/// use event_core::abi::{EventMbox, MboxType};
+/// use event_core::recv::setup::{self, MboxKind};
+/// use event_core::testing::ToyHost;
+///
+/// let host = ToyHost::new();
+/// let (_, mbox) = host.alloc::<EventMbox>();
+/// setup::init_mbox(mbox, MboxKind::Bitmap, &host).unwrap();
+/// assert_eq!(mbox.kind(), Ok(MboxType::Bitmap));
+/// ```
 pub fn init_mbox<R: VcoreRuntime>(
     mbox: &EventMbox,
     kind: MboxKind<'_>,
@@ -77,7 +88,11 @@ pub fn init_mbox<R: VcoreRuntime>(
                 rt.free_page(first);
                 return Err(SetupError::OutOfPages);
             };
-            ucq::init(mbox.as_ucq(), first, spare).map_err(SetupError::Ucq)?;
+            // SAFETY: two distinct fresh pages from the runtime (the
+            // process's own memory, per `VcoreRuntime::alloc_page`), into a
+            // mailbox of the process's procdata or queues (see `own_mbox`
+            // in the parent module: not yet a promise of this safe fn).
+            unsafe { ucq::init(mbox.as_ucq(), first, spare) }.map_err(SetupError::Ucq)?;
             EV_MBOX_UCQ
         }
         MboxKind::Bitmap => {
@@ -85,7 +100,10 @@ pub fn init_mbox<R: VcoreRuntime>(
             EV_MBOX_BITMAP
         }
         MboxKind::Ceq { op, events, ring } => {
-            ceq::init(mbox.as_ceq(), op, events, ring).map_err(SetupError::Ceq)?;
+            // SAFETY: the caller's arrays, in the process's own memory; that
+            // they outlive the mailbox is not yet a promise of this safe fn
+            // (see `own_mbox` in the parent module).
+            unsafe { ceq::init(mbox.as_ceq(), op, events, ring) }.map_err(SetupError::Ceq)?;
             EV_MBOX_CEQ
         }
     };
@@ -98,6 +116,23 @@ pub fn init_mbox<R: VcoreRuntime>(
 ///
 /// Refuses a queue that would be all zeroes (no flags, null mailbox,
 /// vcore 0): the kernel drops messages to such a queue as "not set up".
+///
+/// ```
+/// use event_core::abi::{EventQueue, EvqFlags, UserAddr};
+/// use event_core::recv::setup::{self, SetupError};
+/// use event_core::testing::ToyHost;
+/// use event_core::VcoreId;
+///
+/// let host = ToyHost::new();
+/// let (_, q) = host.alloc::<EventQueue>();
+/// // Spammed to public VCPD mailboxes, vcore 2 preferred.
+/// let v2 = VcoreId::new(2).unwrap();
+/// setup::init_evq(q, UserAddr::NULL, EvqFlags::SPAM_PUBLIC, v2).unwrap();
+/// assert_eq!(
+///     setup::init_evq(q, UserAddr::NULL, EvqFlags::empty(), VcoreId::ZERO),
+///     Err(SetupError::QueueLooksUnset)
+/// );
+/// ```
 pub fn init_evq(
     ev_q: &EventQueue,
     mbox: UserAddr<EventMbox>,
@@ -118,6 +153,21 @@ pub fn init_evq(
 }
 
 /// Sets a big event queue up with its own mailbox of `kind`.
+///
+/// ```
+/// use event_core::abi::sync::AtomicI32;
+/// use event_core::abi::{CeqEvent, CeqOp, EventQueueBig, EvqFlags};
+/// use event_core::recv::setup::{self, MboxKind};
+/// use event_core::testing::ToyHost;
+/// use event_core::VcoreId;
+///
+/// let host = ToyHost::new();
+/// let (_, big) = host.alloc::<EventQueueBig>();
+/// let (_, events) = host.alloc::<[CeqEvent; 16]>();
+/// let (_, ring) = host.alloc::<[AtomicI32; 8]>();
+/// let ceq = MboxKind::Ceq { op: CeqOp::Add, events, ring };
+/// setup::init_big_evq(big, ceq, EvqFlags::INDIR, VcoreId::ZERO, &host).unwrap();
+/// ```
 pub fn init_big_evq<R: VcoreRuntime>(
     big: &EventQueueBig,
     kind: MboxKind<'_>,
@@ -165,6 +215,21 @@ impl<R: VcoreRuntime> Receiver<'_, R> {
 
     /// Asks the kernel to send kernel events of `ev_type` to the queue at
     /// `ev_q` (its user address).
+    ///
+    /// ```
+    /// use event_core::abi::{EV_PREEMPT_PENDING, EventQueue, EvqFlags, UserAddr};
+    /// use event_core::recv::setup;
+    /// use event_core::testing::ToyHost;
+    /// use event_core::VcoreId;
+    ///
+    /// let host = ToyHost::new();
+    /// let (q, queue) = host.alloc::<EventQueue>();
+    /// setup::init_evq(queue, UserAddr::NULL, EvqFlags::SPAM_PUBLIC, VcoreId::ZERO).unwrap();
+    /// let rx = host.receiver();
+    /// rx.enable_kevent(EV_PREEMPT_PENDING, q).unwrap();
+    /// assert_eq!(rx.kernel_evt(EV_PREEMPT_PENDING), q);
+    /// assert_eq!(rx.disable_kevent(EV_PREEMPT_PENDING), Ok(q));
+    /// ```
     pub fn enable_kevent(
         &self,
         ev_type: u16,

@@ -19,6 +19,21 @@ impl<R: VcoreRuntime> Receiver<'_, R> {
     /// First half of a yield. Returns the messages handled; then call the
     /// kernel's yield. If the kernel refuses (a message arrived), call
     /// [`vcore_online`](Self::vcore_online) and carry on.
+    ///
+    /// ```
+    /// use event_core::testing::ToyHost;
+    /// use event_core::{ProcOps, VcoreId};
+    ///
+    /// let host = ToyHost::new();
+    /// let v = VcoreId::new(2).unwrap();
+    /// let rx = host.receiver();
+    /// rx.prepare_to_yield(v);
+    /// let vcores = host.events().vcores();
+    /// match vcores.yield_vcore(&host.procdata_ref().vcpd, v) {
+    ///     Ok(left) => assert!(!left.waiting), // the core is free
+    ///     Err(_) => { rx.vcore_online(v); } // a message arrived: carry on
+    /// }
+    /// ```
     pub fn prepare_to_yield(&self, vcoreid: VcoreId) -> usize {
         // The clear is ordered before the drain's release swap of
         // `notif_pending`: a sender whose set comes after that swap
@@ -32,6 +47,19 @@ impl<R: VcoreRuntime> Receiver<'_, R> {
     /// A vcore that starts running (first start, restart after preemption,
     /// or a refused yield): advertise `CAN_RCV_MSG`, then handle events.
     /// Returns the messages handled.
+    ///
+    /// ```
+    /// use core::sync::atomic::Ordering;
+    /// use event_core::abi::VcpdFlags;
+    /// use event_core::testing::ToyHost;
+    /// use event_core::VcoreId;
+    ///
+    /// let host = ToyHost::new();
+    /// let rx = host.receiver();
+    /// rx.vcore_online(VcoreId::ZERO);
+    /// let flags = rx.vcpd(VcoreId::ZERO).flags(Ordering::Relaxed);
+    /// assert!(flags.contains(VcpdFlags::CAN_RCV_MSG));
+    /// ```
     pub fn vcore_online(&self, vcoreid: VcoreId) -> usize {
         self.vcpd(vcoreid)
             .set_flags(VcpdFlags::CAN_RCV_MSG, Ordering::SeqCst);

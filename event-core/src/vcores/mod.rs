@@ -135,5 +135,19 @@ pub trait ProcControl {
     fn with_lock<R>(&self, f: impl FnOnce() -> R) -> Result<R, LockHeld>;
     /// WAITING → runnable. `Ok(true)` if the process was WAITING: the
     /// kernel must then schedule it (give it cores).
+    ///
+    /// ```
+    /// use event_core::abi::ProcDataN;
+    /// use event_core::vcores::{ProcControl, ProcKind, ProcState, VcoreLists, VcoreSet};
+    /// use event_core::PcoreId;
+    ///
+    /// let pd = ProcDataN::<1>::new();
+    /// let set: VcoreSet<1> = VcoreSet::new(ProcKind::Mcp, 1, || 0);
+    /// let v = set.grant(PcoreId::new(0)).unwrap().vcore;
+    /// assert!(set.yield_vcore(&pd.vcpd, v).unwrap().waiting);
+    /// assert_eq!(set.wakeup(), Ok(true)); // the kernel must schedule it
+    /// assert_eq!(set.state(), ProcState::Running);
+    /// assert_eq!(set.wakeup(), Ok(false));
+    /// ```
     fn wakeup(&self) -> Result<bool, LockHeld>;
 }

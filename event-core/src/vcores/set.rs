@@ -380,6 +380,24 @@ impl<const N: usize, L: RawLock> VcoreSet<N, L> {
     /// otherwise `v` leaves its core for the head of the inactive list, and
     /// if it was the last vcore online or bulk-preempted the process is
     /// WAITING.
+    ///
+    /// ```
+    /// use core::sync::atomic::Ordering;
+    /// use event_core::vcores::{ProcKind, Refused, VcoreList, VcoreLists, VcoreSet};
+    /// use event_core::{PcoreId, VcoreId};
+    ///
+    /// let pd = event_core::abi::ProcDataN::<2>::new();
+    /// let set: VcoreSet<2> = VcoreSet::new(ProcKind::Mcp, 2, || 0);
+    /// let a = set.grant(PcoreId::new(4)).unwrap().vcore;
+    /// let b = set.grant(PcoreId::new(5)).unwrap().vcore;
+    /// // A message is pending for `a`: its yield is refused.
+    /// pd.vcpd[a.index()].notif_pending.store(true, Ordering::Relaxed);
+    /// assert_eq!(set.yield_vcore(&pd.vcpd, a), Err(Refused::NotifPending));
+    /// // `b` yields: its core is free, the process still runs `a`.
+    /// let left = set.yield_vcore(&pd.vcpd, b).unwrap();
+    /// assert_eq!((left.pcore, left.waiting), (PcoreId::new(5), false));
+    /// assert_eq!(set.head(VcoreList::Inactive), Some(b));
+    /// ```
     pub fn yield_vcore(&self, vcpds: &[Vcpd], v: VcoreId) -> Result<Deschedule, Refused> {
         self.check_vcore(v)?;
         let vcpd = self.vcpd(vcpds, v).ok_or(Refused::BadVcore(v))?;
@@ -444,6 +462,21 @@ impl<const N: usize, L: RawLock> VcoreSet<N, L> {
     /// (it will be restarted), `VC_PREEMPTED` is set in its VCPD, and it is
     /// unmapped. It keeps `CAN_RCV_MSG`: it checks its mailboxes when it
     /// comes back, and other vcores may recover its public mailbox meanwhile.
+    ///
+    /// ```
+    /// use core::sync::atomic::Ordering;
+    /// use event_core::abi::VcpdFlags;
+    /// use event_core::vcores::{ProcKind, VcoreList, VcoreLists, VcoreSet};
+    /// use event_core::PcoreId;
+    ///
+    /// let pd = event_core::abi::ProcDataN::<2>::new();
+    /// let set: VcoreSet<2> = VcoreSet::new(ProcKind::Mcp, 2, || 0);
+    /// let v = set.grant(PcoreId::new(1)).unwrap().vcore;
+    /// let stop = set.preempt(&pd.vcpd, v).unwrap();
+    /// assert_eq!(stop.pcore, PcoreId::new(1)); // interrupt that core
+    /// assert_eq!(set.head(VcoreList::BulkPreempted), Some(v));
+    /// assert!(pd.vcpd[v.index()].flags(Ordering::Relaxed).contains(VcpdFlags::PREEMPTED));
+    /// ```
     pub fn preempt(&self, vcpds: &[Vcpd], v: VcoreId) -> Result<Stop, Refused> {
         self.check_vcore(v)?;
         self.locked(|l| self.preempt_locked(l, vcpds, v))?
@@ -495,6 +528,22 @@ impl<const N: usize, L: RawLock> VcoreSet<N, L> {
     /// `VC_PREEMPTED` is cleared, and its `notif_pending` is set so it
     /// checks its mailboxes before resuming (messages were spammed to it
     /// while it was away).
+    ///
+    /// ```
+    /// use core::sync::atomic::Ordering;
+    /// use event_core::vcores::{ProcKind, VcoreLists, VcoreSet};
+    /// use event_core::PcoreId;
+    ///
+    /// let pd = event_core::abi::ProcDataN::<1>::new();
+    /// let set: VcoreSet<1> = VcoreSet::new(ProcKind::Mcp, 1, || 0);
+    /// let v = set.grant(PcoreId::new(1)).unwrap().vcore;
+    /// let _stop = set.preempt(&pd.vcpd, v).unwrap();
+    /// let run = set.restart(&pd.vcpd, v, PcoreId::new(2)).unwrap();
+    /// assert_eq!((run.vcore, run.pcore), (v, PcoreId::new(2)));
+    /// // It checks its mailboxes before resuming.
+    /// assert!(pd.vcpd[0].notif_pending.load(Ordering::Relaxed));
+    /// assert_eq!(set.pcore_of(v), Some(PcoreId::new(2)));
+    /// ```
     pub fn restart(&self, vcpds: &[Vcpd], v: VcoreId, pcore: PcoreId) -> Result<Run, Refused> {
         self.check_vcore(v)?;
         self.locked(|l| {
@@ -529,6 +578,18 @@ impl<const N: usize, L: RawLock> VcoreSet<N, L> {
 
     /// Destroys the process: DYING (every send is dropped from now on) and
     /// every vcore unmapped. Returns the vcores the kernel must stop.
+    ///
+    /// ```
+    /// use event_core::vcores::{ProcKind, ProcState, Refused, VcoreLists, VcoreSet};
+    /// use event_core::PcoreId;
+    ///
+    /// let set: VcoreSet<2> = VcoreSet::new(ProcKind::Mcp, 2, || 0);
+    /// let _run = set.grant(PcoreId::new(3)).unwrap();
+    /// let stops = set.destroy().unwrap();
+    /// assert_eq!(stops.len(), 1); // stop the vcore on core 3
+    /// assert_eq!(set.state(), ProcState::Dying);
+    /// assert_eq!(set.grant(PcoreId::new(4)), Err(Refused::Dying));
+    /// ```
     pub fn destroy(&self) -> Result<Vec<Stop, N>, Refused> {
         Ok(self.locked(|_| {
             self.set_state(ProcState::Dying);

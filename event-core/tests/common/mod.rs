@@ -78,6 +78,8 @@ impl ProcControl for MockVcores {
 pub struct MockProc {
     pub arena: UserArena,
     pub procdata: usize,
+    /// Procdata, checked once at creation (as a kernel keeps it).
+    pd: NonNull<ProcData>,
     pub events: ProcEvents<MockVcores>,
     /// Pcores interrupted, in order.
     pub ipis: Mutex<Vec<u32>>,
@@ -102,9 +104,11 @@ impl MockProc {
     fn with_kind(kind: ProcKind) -> Self {
         let arena = UserArena::new(8 << 20);
         let procdata = arena.alloc(size_of::<ProcData>(), 64).unwrap();
+        let pd = NonNull::from(arena.user_ref::<ProcData>(procdata).unwrap());
         let p = Self {
             arena,
             procdata,
+            pd,
             events: ProcEvents::new(MockVcores {
                 set: VcoreSet::new(kind, VCORES as u32, thread_cpu_index),
                 hide_heads: AtomicBool::new(false),
@@ -131,7 +135,9 @@ impl MockProc {
     }
 
     pub fn pd(&self) -> &ProcData {
-        self.arena.user_ref(self.procdata).unwrap()
+        // SAFETY: `pd` was checked against the arena, which owns the memory
+        // for as long as `self` lives; `ProcData` is `SharedMem`.
+        unsafe { self.pd.as_ref() }
     }
 
     pub fn set(&self) -> &VcoreSet<VCORES> {
@@ -247,6 +253,12 @@ impl MockProc {
         self.events.stats()
     }
 }
+
+// SAFETY: `pd` points into the arena, whose memory is only ever accessed
+// through atomics; everything else in the mock is `Sync` already.
+unsafe impl Sync for MockProc {}
+// SAFETY: as for `Sync`; nothing is tied to a thread.
+unsafe impl Send for MockProc {}
 
 // SAFETY: forwards to the arena, which upholds the contract.
 unsafe impl UserMemory for MockProc {
