@@ -295,6 +295,9 @@ impl VcoreRuntime for MockProc {
     }
     fn free_page(&self, page: usize) {
         self.arena.free_page(page);
+        // The kernel sees the page come back (an unmap): it no longer counts
+        // against the process's UCQ page budget.
+        self.events.stats().ucq.page_returned();
     }
 }
 
