@@ -11,14 +11,13 @@
 //! for spammed messages). The guarantees are those of N single sends.
 
 use core::fmt;
-use core::sync::atomic::Ordering;
 
 use vcpd_abi::{EventMsg, EventQueue, UserAddr};
 
-use crate::host::ProcOps;
+use crate::host::{OnCpu, ProcOps, Sending};
 use crate::ids::VcoreId;
 use crate::send::{check_can_send, dropped, send_in_process};
-use crate::stats::Dropped;
+use crate::stats::{Counter, Dropped};
 
 /// A batch that was not delivered whole.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -69,6 +68,7 @@ pub fn send_event_batch<P: ProcOps>(
     if msgs.is_empty() {
         return Ok(());
     }
+    let p = &OnCpu::new(p);
     let stats = p.events().stats();
     if let Err(why) = check_can_send(p) {
         // Counted once already; the rest of the batch too.
@@ -77,7 +77,7 @@ pub fn send_event_batch<P: ProcOps>(
         }
         return Err(BatchDropped { delivered: 0, why });
     }
-    stats.sends.fetch_add(msgs.len() as u64, Ordering::Relaxed);
+    p.count_n(Counter::Sends, msgs.len() as u64);
     let mut posted = 0;
     let result = p.with_address_space(|| send_in_process(p, ev_q, msgs, vcoreid, &mut posted));
     result.map_err(|why| {

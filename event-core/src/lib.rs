@@ -118,6 +118,6 @@ pub use send::{post_vcore_event, send_event, send_kernel_event, send_posix_signa
 #[cfg(feature = "kernel")]
 pub use spam::SPAM_LIST_MAX_LOOPS;
 #[cfg(feature = "kernel")]
-pub use stats::{BadAddr, DropKind, Dropped, EventStats, SpamPath};
+pub use stats::{BadAddr, Counter, DropKind, Dropped, EventStats, SpamPath};
 #[cfg(feature = "kernel")]
 pub use vcores::VcoreSet;

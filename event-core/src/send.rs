@@ -12,10 +12,10 @@ use vcpd_abi::{
     UserAddr, Vcpd,
 };
 
-use crate::host::{ProcOps, UcqHost};
+use crate::host::{OnCpu, ProcOps, Sending, UcqHost};
 use crate::ids::VcoreId;
 use crate::spam::{spam_public_msg, spam_vcore};
-use crate::stats::{BadAddr, Dropped, bump};
+use crate::stats::{BadAddr, Counter, Dropped};
 use crate::vcores::{ProcControl, ProcState, VcoreLists};
 
 /// Sends `msg` to the event queue at user address `ev_q`, as the queue's
@@ -60,8 +60,9 @@ pub fn send_event<P: ProcOps>(
     msg: &EventMsg,
     vcoreid: VcoreId,
 ) -> Result<(), Dropped> {
+    let p = &OnCpu::new(p);
     check_can_send(p)?;
-    bump(&p.events().stats().sends);
+    p.count(Counter::Sends);
     p.with_address_space(|| send_in_process(p, ev_q, msg, vcoreid, &mut 0))
         .map_err(|d| dropped(p, d))
 }
@@ -81,7 +82,7 @@ pub(crate) fn check_can_send<P: ProcOps>(p: &P) -> Result<(), Dropped> {
 /// Sends `msgs` (one, or a batch: posted in order, alerted once) to the
 /// queue; `posted` says how many of them the process is sure to find
 /// (all of them on success).
-pub(crate) fn send_in_process<P: ProcOps>(
+pub(crate) fn send_in_process<P: Sending>(
     p: &P,
     ev_q_addr: UserAddr<EventQueue>,
     msgs: impl Msgs,
@@ -108,7 +109,7 @@ pub(crate) fn send_in_process<P: ProcOps>(
     delivered.and(woken)
 }
 
-fn deliver<P: ProcOps>(
+fn deliver<P: Sending>(
     p: &P,
     ev_q: &EventQueue,
     ev_q_addr: UserAddr<EventQueue>,
@@ -196,7 +197,7 @@ fn evq_is_unset(q: &EventQueue) -> bool {
 }
 
 /// WAKEUP: if the process is WAITING, wake it.
-fn wake_if_waiting<P: ProcOps>(p: &P) -> Result<(), Dropped> {
+fn wake_if_waiting<P: Sending>(p: &P) -> Result<(), Dropped> {
     // Store-load: whatever we posted (and `notif_pending`) must be visible
     // before we read the process state. The last vcore's yield sets
     // WAITING, fences, then re-checks `notif_pending`: either it sees our
@@ -207,7 +208,7 @@ fn wake_if_waiting<P: ProcOps>(p: &P) -> Result<(), Dropped> {
         return Ok(());
     }
     if vcores.wakeup().map_err(Dropped::LockHeld)? {
-        bump(&p.events().stats().wakeups);
+        p.count(Counter::Wakeups);
         p.make_runnable();
     }
     Ok(())
@@ -215,7 +216,7 @@ fn wake_if_waiting<P: ProcOps>(p: &P) -> Result<(), Dropped> {
 
 /// The vcore to alert: the queue's `ev_vcore`, the kernel's suggestion with
 /// `VCORE_APPRO`, or the next one round-robin (which overrides both).
-fn choose_vcore<P: ProcOps>(
+fn choose_vcore<P: Sending>(
     p: &P,
     ev_q: &EventQueue,
     flags: EvqFlags,
@@ -246,13 +247,13 @@ fn choose_vcore<P: ProcOps>(
 }
 
 /// `raw` as a vcore of this process, if it is one.
-pub(crate) fn safe_vcore<P: ProcOps>(p: &P, raw: u32) -> Option<VcoreId> {
+pub(crate) fn safe_vcore<P: Sending>(p: &P, raw: u32) -> Option<VcoreId> {
     let v = VcoreId::new(raw)?;
     (raw < p.events().vcores().max_vcores() && v.index() < p.procdata().vcpds.len()).then_some(v)
 }
 
 /// The vcore's VCPD.
-pub(crate) fn vcpd<P: ProcOps>(p: &P, v: VcoreId) -> Result<&Vcpd, Dropped> {
+pub(crate) fn vcpd<P: Sending>(p: &P, v: VcoreId) -> Result<&Vcpd, Dropped> {
     p.procdata()
         .vcpds
         .get(v.index())
@@ -260,7 +261,7 @@ pub(crate) fn vcpd<P: ProcOps>(p: &P, v: VcoreId) -> Result<&Vcpd, Dropped> {
 }
 
 /// Posts into a mailbox of whatever type it says it is.
-pub(crate) fn post_ev_msg<P: ProcOps>(
+pub(crate) fn post_ev_msg<P: Sending>(
     p: &P,
     mbox: &EventMbox,
     msg: &EventMsg,
@@ -291,7 +292,7 @@ pub(crate) trait Msgs: Copy {
 
     /// Posts them in order into `mbox`, counting each in `posted`, and
     /// stops at the first one refused: why.
-    fn post<P: ProcOps>(self, p: &P, mbox: &EventMbox, posted: &mut usize) -> Result<(), Dropped>;
+    fn post<P: Sending>(self, p: &P, mbox: &EventMbox, posted: &mut usize) -> Result<(), Dropped>;
 }
 
 impl Msgs for &EventMsg {
@@ -301,7 +302,7 @@ impl Msgs for &EventMsg {
     }
 
     #[inline]
-    fn post<P: ProcOps>(self, p: &P, mbox: &EventMbox, posted: &mut usize) -> Result<(), Dropped> {
+    fn post<P: Sending>(self, p: &P, mbox: &EventMbox, posted: &mut usize) -> Result<(), Dropped> {
         post_ev_msg(p, mbox, self)?;
         *posted = 1;
         Ok(())
@@ -314,7 +315,7 @@ impl Msgs for &[EventMsg] {
         <[EventMsg]>::len(self)
     }
 
-    fn post<P: ProcOps>(self, p: &P, mbox: &EventMbox, posted: &mut usize) -> Result<(), Dropped> {
+    fn post<P: Sending>(self, p: &P, mbox: &EventMbox, posted: &mut usize) -> Result<(), Dropped> {
         if let Ok(MboxRef::Ucq(ucq)) = mbox.body() {
             // The common burst target, without a type dispatch per message.
             let (host, stats) = (UcqHost(p), &p.events().stats().ucq);
@@ -334,7 +335,7 @@ impl Msgs for &[EventMsg] {
 
 /// Posts to one of a vcore's VCPD mailboxes (without `notif_pending`).
 #[inline]
-fn post_vc_mbox<P: ProcOps>(
+fn post_vc_mbox<P: Sending>(
     p: &P,
     vcpd: &Vcpd,
     v: VcoreId,
@@ -355,7 +356,7 @@ fn post_vc_mbox<P: ProcOps>(
 /// Posts to one of a vcore's VCPD mailboxes, then sets its
 /// `notif_pending`, so a vcore racing to yield sees it. A batch refused
 /// part-way still sets it for the part that went in.
-pub(crate) fn post_vc_msg<P: ProcOps>(
+pub(crate) fn post_vc_msg<P: Sending>(
     p: &P,
     v: VcoreId,
     private: bool,
@@ -377,10 +378,9 @@ pub(crate) fn post_vc_msg<P: ProcOps>(
 
 /// proc_notify: mark the vcore as having a notification, and interrupt its
 /// core if it wants interrupts and is mapped.
-pub(crate) fn notify_vcore<P: ProcOps>(p: &P, v: VcoreId) -> Result<(), Dropped> {
+pub(crate) fn notify_vcore<P: Sending>(p: &P, v: VcoreId) -> Result<(), Dropped> {
     let vcpd = vcpd(p, v)?;
-    let stats = p.events().stats();
-    bump(&stats.notifies);
+    p.count(Counter::Notifies);
     vcpd.notif_pending.swap(true, Ordering::AcqRel);
     // Store-load: `notif_pending` must be visible before we read
     // `notif_disabled`. The vcore clears `notif_disabled`, fences, and checks
@@ -388,7 +388,7 @@ pub(crate) fn notify_vcore<P: ProcOps>(p: &P, v: VcoreId) -> Result<(), Dropped>
     fence(Ordering::SeqCst);
     if !vcpd.notif_disabled.load(Ordering::Acquire) {
         if let Some(pcore) = p.events().vcores().pcore_of(v) {
-            bump(&stats.ipis);
+            p.count(Counter::Ipis);
             p.ipi(pcore);
         }
     }
@@ -397,7 +397,7 @@ pub(crate) fn notify_vcore<P: ProcOps>(p: &P, v: VcoreId) -> Result<(), Dropped>
 
 /// Notifies the vcore if the queue asked for IPIs and the vcore is mapped
 /// (an unlocked peek; a stale answer is harmless).
-pub(crate) fn try_notify<P: ProcOps>(p: &P, v: VcoreId, flags: EvqFlags) -> Result<(), Dropped> {
+pub(crate) fn try_notify<P: Sending>(p: &P, v: VcoreId, flags: EvqFlags) -> Result<(), Dropped> {
     if flags.contains(EvqFlags::IPI) && p.events().vcores().pcore_of(v).is_some() {
         notify_vcore(p, v)?;
     }
@@ -406,18 +406,17 @@ pub(crate) fn try_notify<P: ProcOps>(p: &P, v: VcoreId, flags: EvqFlags) -> Resu
 
 /// Sends an indirection (an `EV_EVENT` naming the queue), unless one is
 /// already outstanding and the queue wants throttling.
-fn send_indir<P: ProcOps>(
+fn send_indir<P: Sending>(
     p: &P,
     ev_q: &EventQueue,
     ev_q_addr: UserAddr<EventQueue>,
     v: VcoreId,
     flags: EvqFlags,
 ) -> Result<(), Dropped> {
-    let stats = p.events().stats();
     if !flags.contains(EvqFlags::NOTHROTTLE) && ev_q.ev_alert_pending.load(Ordering::Acquire) {
         // An earlier indirection has not been acknowledged; the consumer
         // clears the flag before draining, so it will see our message.
-        bump(&stats.indirs_throttled);
+        p.count(Counter::IndirsThrottled);
         return Ok(());
     }
     ev_q.ev_alert_pending.store(true, Ordering::Relaxed);
@@ -425,7 +424,7 @@ fn send_indir<P: ProcOps>(
     // that handles it clears the flag, and its clear must land after ours.
     fence(Ordering::Release);
     let indir = EventMsg::new(EV_EVENT).with_arg3(ev_q_addr.get());
-    bump(&stats.indirs_sent);
+    p.count(Counter::IndirsSent);
     if flags.contains(EvqFlags::SPAM_INDIR) {
         // Guarantee it reaches some vcore that will run.
         spam_public_msg(p, &indir, v, flags)
@@ -492,6 +491,7 @@ pub fn post_vcore_event<P: ProcOps>(
     vcoreid: VcoreId,
     flags: EvqFlags,
 ) -> Result<(), Dropped> {
+    let p = &OnCpu::new(p);
     check_can_send(p)?;
     let Some(v) = safe_vcore(p, vcoreid.get()) else {
         return Err(dropped(p, Dropped::UnsafeVcore(vcoreid.get())));
@@ -531,6 +531,7 @@ pub fn send_posix_signal<P: ProcOps>(p: &P, sig: u16) -> Result<(), Dropped> {
 
 /// Counts a drop once, logs it within the process's rate limit, and hands
 /// it back.
+#[cold]
 pub(crate) fn dropped<P: ProcOps>(p: &P, d: Dropped) -> Dropped {
     let stats = p.events().stats();
     if let Some(nth) = stats.count_drop(&d) {

@@ -257,7 +257,7 @@ fn eight_waiters_six_queues_every_message_exactly_once() {
         );
         thread::sleep(Duration::from_millis(1));
     }
-    let data_sends = s.p.stats().sends.load(Ordering::Relaxed);
+    let data_sends = s.p.stats().sends();
     // Poison, one per queue per round, until every waiter has taken one.
     let mut poisons = 0u64;
     while s.waiters_done.load(Ordering::Acquire) < WAITERS {
@@ -312,8 +312,8 @@ fn eight_waiters_six_queues_every_message_exactly_once() {
         r(&s.parked_waits),
         UNPARKS.load(Ordering::Relaxed),
         r(&s.poisons_taken),
-        r(&s.p.stats().indirs_sent),
-        r(&s.p.stats().indirs_throttled),
+        s.p.stats().indirs_sent(),
+        s.p.stats().indirs_throttled(),
         start.elapsed()
     );
     assert_eq!(r(&s.received), MESSAGES, "received count");

@@ -67,6 +67,9 @@ impl VcoreLists for MockVcores {
 }
 
 impl ProcControl for MockVcores {
+    fn cpu_index(&self) -> usize {
+        self.set.cpu_index()
+    }
     fn with_lock<R>(&self, f: impl FnOnce() -> R) -> Result<R, LockHeld> {
         self.set.with_lock(f)
     }
@@ -327,6 +330,11 @@ unsafe impl UserMemory for BareUcqHost<'_> {
 impl ucq::UserPageAlloc for BareUcqHost<'_> {
     fn alloc_user_page(&self) -> Option<usize> {
         self.proc.arena.alloc_page()
+    }
+    /// The benchmark's process half does not report returned pages; the
+    /// arena's size bounds it instead (as `ucq::ArenaHost` does).
+    fn ucq_page_budget(&self) -> u64 {
+        u64::MAX
     }
 }
 
