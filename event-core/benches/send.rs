@@ -182,7 +182,7 @@ fn main() {
         median(&mut bare)
     );
     println!(
-        "BENCH\tsend\tbare UCQ post (ucq::send)\t{:.1}\t1.00\t-\t-",
+        "BENCH\tsend\tbare UCQ post (ucq::send)\t{:.1}\tns/msg\t1.00\t-\t-",
         median(&mut bare)
     );
     for (m, s) in modes.iter().zip(&mut samples) {
@@ -195,7 +195,7 @@ fn main() {
         let (n, r) = (median(&mut ns), median(&mut ratio));
         println!("{:<30} {n:7.1} ns   {r:.2}x  ({lo:.2}-{hi:.2})", m.name);
         println!(
-            "BENCH\tsend\t{}\t{n:.1}\t{r:.2}\t-\t{lo:.2}-{hi:.2}",
+            "BENCH\tsend\t{}\t{n:.1}\tns/msg\t{r:.2}\t-\tratio p10-p90 {lo:.2}-{hi:.2}",
             m.name
         );
     }

@@ -158,6 +158,15 @@ fn batch_vs_singles(quick: bool) {
         let (s, b) = (per(&m.singles), per(&m.batches));
         println!("{:<28} {:>9.1} {:>9.1} {:>12.2}x", m.name, s, b, b / s);
     }
+    for m in &modes {
+        let (s, b) = (per(&m.singles), per(&m.batches));
+        println!("BENCH\twait\t{}: 16 single sends\t{s:.1}\tns/msg\t1.00\t-\t-", m.name);
+        println!(
+            "BENCH\twait\t{}: batch of 16\t{b:.1}\tns/msg\t{:.2}\t-\t-",
+            m.name,
+            b / s
+        );
+    }
 }
 
 /// Median and 99th percentile, in ns.
@@ -265,6 +274,11 @@ fn wakeup_latency(quick: bool) {
         "ratio",
         om as f64 / bm.max(1) as f64,
         o99 as f64 / b99.max(1) as f64
+    );
+    println!("BENCH\twait\twakeup: bare std unpark to park\t{bm}\tns\t1.00\t-\tp99 {b99}");
+    println!(
+        "BENCH\twait\twakeup: send_event to wait_any returning\t{om}\tns\t{:.2}\t-\tp99 {o99}",
+        om as f64 / bm.max(1) as f64
     );
 }
 
