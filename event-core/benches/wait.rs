@@ -160,7 +160,10 @@ fn batch_vs_singles(quick: bool) {
     }
     for m in &modes {
         let (s, b) = (per(&m.singles), per(&m.batches));
-        println!("BENCH\twait\t{}: 16 single sends\t{s:.1}\tns/msg\t1.00\t-\t-", m.name);
+        println!(
+            "BENCH\twait\t{}: 16 single sends\t{s:.1}\tns/msg\t1.00\t-\t-",
+            m.name
+        );
         println!(
             "BENCH\twait\t{}: batch of 16\t{b:.1}\tns/msg\t{:.2}\t-\t-",
             m.name,

@@ -303,7 +303,8 @@ impl EventStats {
     /// All zero (usable in a `static`).
     pub const fn new() -> Self {
         Self {
-            shards: [const { Shard([const { AtomicU64::new(0) }; Counter::COUNT]) }; STAT_SHARDS + 1],
+            shards: [const { Shard([const { AtomicU64::new(0) }; Counter::COUNT]) };
+                STAT_SHARDS + 1],
             drops: [const { AtomicU64::new(0) }; 13],
             drops_seen: AtomicU64::new(0),
             ucq: UcqStats::new(),

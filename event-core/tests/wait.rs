@@ -408,11 +408,7 @@ fn a_batch_refused_part_way_reports_the_delivered_prefix() {
     );
     assert_eq!(p.stats().sends(), 4);
     assert_eq!(p.stats().drops(DropKind::MailboxRefused), 2);
-    assert_eq!(
-        p.stats().indirs_sent(),
-        1,
-        "prefix alerted"
-    );
+    assert_eq!(p.stats().indirs_sent(), 1, "prefix alerted");
     let handlers = HandlerTable::new();
     let rx = p.receiver(&handlers);
     let mut out = [EventMsg::default(); 8];
