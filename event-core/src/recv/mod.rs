@@ -49,6 +49,12 @@ pub trait VcoreRuntime {
     fn alloc_page(&self) -> Option<usize>;
     /// Gives a page back (a UCQ returning a surplus page).
     fn free_page(&self, page: usize);
+    /// The vcore the calling code runs on (Akaros's `vcore_id()`),
+    /// recorded as the holder of a mailbox's consumer lock (`u_lock`) so
+    /// that a waiter can tell whom it waits for. Default: 0.
+    fn vcore_id(&self) -> u32 {
+        0
+    }
 }
 
 /// Adapts a [`VcoreRuntime`] to the mailbox crates' consumer traits.
@@ -61,11 +67,17 @@ impl<R: VcoreRuntime> ucq::ConsumerHost for Adapt<'_, R> {
     fn free_page(&self, page: usize) {
         self.0.free_page(page);
     }
+    fn vcore_id(&self) -> u32 {
+        self.0.vcore_id()
+    }
 }
 
 impl<R: VcoreRuntime> ceq::ConsumerHost for Adapt<'_, R> {
     fn relax(&self) {
         self.0.relax();
+    }
+    fn vcore_id(&self) -> u32 {
+        self.0.vcore_id()
     }
 }
 
