@@ -195,8 +195,15 @@ fn ultimate_fallback<P: Sending>(p: &P, msg: impl Msgs, flags: EvqFlags) -> Resu
             };
             spam_vcore(p, vc, msg, flags)?;
             if inactive {
-                // It will be woken first; let later senders find it unlocked.
-                vcpd(p, vc)?.set_flags(VcpdFlags::CAN_RCV_MSG, Ordering::SeqCst);
+                // It will be woken first; let later senders find it unlocked
+                // (a locked RMW only when the flag is not set already).
+                let vcpd = vcpd(p, vc)?;
+                if !vcpd
+                    .flags(Ordering::Relaxed)
+                    .contains(VcpdFlags::CAN_RCV_MSG)
+                {
+                    vcpd.set_flags(VcpdFlags::CAN_RCV_MSG, Ordering::SeqCst);
+                }
             }
             p.count(Counter::Spam(SpamPath::LockedFallback));
             Ok(())
