@@ -239,7 +239,7 @@ impl Proc {
                 .all(|&(v, ok)| !ok || (inactive_head == Some(v) && !set.is_mapped(v)));
         if only_inactive && self.ev_q.flags().contains(EvqFlags::WAKEUP) {
             assert!(
-                set.state() == ProcState::Waiting || self.wakeups() > 0,
+                set.state() == ProcState::Waiting || self.wakeups.load(Ordering::Relaxed) > 0,
                 "message parked on an inactive vcore of a process nobody will wake"
             );
         }
