@@ -76,6 +76,9 @@ loom_args=()
 for c in "${LOOM_CRATES[@]}"; do loom_args+=(-p "$c"); done
 RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=2 \
     cargo test --locked --release --target-dir target/loom "${loom_args[@]}" --test loom
+# Waiting on several queues (event-core's recv::wait).
+RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=2 \
+    cargo test --locked --release --target-dir target/loom -p event-core --test loom_wait
 
 step "QEMU boot tests (TCG; KVM when /dev/kvm is usable): ${qemu_tests[*]}"
 qemu_start=$(date +%s)

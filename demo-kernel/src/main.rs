@@ -38,7 +38,7 @@
 //! | [`sched`] | pcores: APs running vcores; notification and preemption IPIs; the timer-driven scheduler |
 //! | [`runtime`] | the process's runtime for event-core's receive half; its `malloc` |
 //! | [`vcore`] | vcore code: come online, handle events, recover preempted peers, yield |
-//! | [`scenarios`] | the eight event-delivery scenarios |
+//! | [`scenarios`] | the nine event-delivery scenarios |
 //!
 //! Memory model: physical memory below 4 GiB is identity-mapped (see
 //! [`boot`]), so physical addresses are kernel pointers.

@@ -21,7 +21,7 @@ use vcpd_abi::sync::AtomicUsize;
 use vcpd_abi::{MAX_NR_EVENT, ProcDataN, UserMemory, Vcpd};
 
 use crate::ids::PcoreId;
-use crate::stats::EventStats;
+use crate::stats::{Counter, EventStats};
 use crate::vcores::{ProcControl, VcoreLists};
 
 /// A process, as event delivery sees it.
@@ -151,5 +151,82 @@ impl<P: ProcOps> UserPageAlloc for UcqHost<'_, P> {
 impl<P: ProcOps> UcqLocks for UcqHost<'_, P> {
     fn with_ucq_lock<R>(&self, key: usize, f: impl FnOnce() -> R) -> R {
         self.0.events().ucq_locks.with_ucq_lock(key, f)
+    }
+}
+
+/// A process as the send path sees it: the host, and the sending CPU's
+/// index, read once per send for the per-CPU counters.
+pub(crate) struct OnCpu<'p, P> {
+    p: &'p P,
+    cpu: usize,
+}
+
+impl<'p, P: ProcOps> OnCpu<'p, P> {
+    #[inline]
+    pub(crate) fn new(p: &'p P) -> Self {
+        Self {
+            p,
+            cpu: p.events().vcores().cpu_index(),
+        }
+    }
+}
+
+/// The send path's own bound: a [`ProcOps`] that also knows the sending
+/// CPU, so counting is a plain per-CPU increment.
+pub(crate) trait Sending: ProcOps {
+    /// Adds `n` to counter `c`.
+    fn count_n(&self, c: Counter, n: u64);
+
+    /// Adds one to counter `c`.
+    #[inline]
+    fn count(&self, c: Counter) {
+        self.count_n(c, 1);
+    }
+}
+
+impl<P: ProcOps> Sending for OnCpu<'_, P> {
+    #[inline]
+    fn count_n(&self, c: Counter, n: u64) {
+        self.p.events().stats().add(self.cpu, c, n);
+    }
+}
+
+// SAFETY: forwards to the process's own `UserMemory`.
+unsafe impl<P: ProcOps> UserMemory for OnCpu<'_, P> {
+    #[inline]
+    fn translate(&self, addr: usize, len: usize) -> Option<NonNull<u8>> {
+        self.p.translate(addr, len)
+    }
+}
+
+impl<P: ProcOps> ProcOps for OnCpu<'_, P> {
+    type Vcores = P::Vcores;
+    #[inline]
+    fn events(&self) -> &ProcEvents<P::Vcores> {
+        self.p.events()
+    }
+    #[inline]
+    fn procdata(&self) -> ProcDataRef<'_> {
+        self.p.procdata()
+    }
+    #[inline]
+    fn alloc_user_page(&self) -> Option<usize> {
+        self.p.alloc_user_page()
+    }
+    #[inline]
+    fn ipi(&self, pcore: PcoreId) {
+        self.p.ipi(pcore);
+    }
+    #[inline]
+    fn make_runnable(&self) {
+        self.p.make_runnable();
+    }
+    #[inline]
+    fn with_address_space<R>(&self, f: impl FnOnce() -> R) -> R {
+        self.p.with_address_space(f)
+    }
+    #[inline]
+    fn in_irq_context(&self) -> bool {
+        self.p.in_irq_context()
     }
 }

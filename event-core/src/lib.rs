@@ -1,12 +1,12 @@
 //! Kernel-to-user event delivery for multicore kernels, after Akaros.
 //!
-//! The **send side** ([`send_event`], [`send_kernel_event`],
-//! [`post_vcore_event`], [`send_posix_signal`]) is what a kernel calls to
-//! deliver an event to a process: it posts into the mailbox the process's
-//! event queue names (UCQ, CEQ or bitmap), then alerts a vcore with an
-//! indirection and/or an IPI, or *spams* the message to public VCPD
-//! mailboxes with the fallback algorithm that never loses a message while
-//! vcores yield and get preempted. Everything a kernel must provide is in
+//! The **send side** ([`send_event`], [`send_event_batch`],
+//! [`send_kernel_event`], [`post_vcore_event`], [`send_posix_signal`]) is
+//! what a kernel calls to deliver an event to a process: it posts into
+//! the mailbox the process's event queue names (UCQ, CEQ or bitmap), then
+//! alerts a vcore with an indirection and/or an IPI, or *spams* the
+//! message to public VCPD mailboxes with the fallback algorithm that never
+//! loses a message while vcores yield and get preempted. Everything a kernel must provide is in
 //! [`ProcOps`] (and [`UserMemory`](vcpd_abi::UserMemory), which it
 //! inherits); nothing here touches hardware.
 //!
@@ -18,8 +18,9 @@
 //!
 //! The **receive side** ([`recv`]) is what a process's vcores run: drain
 //! mailboxes, dispatch to handlers, handle indirections, recover another
-//! vcore's public mailbox after a preemption, set queues up, and yield
-//! without losing messages.
+//! vcore's public mailbox after a preemption, set queues up, yield
+//! without losing messages, and block a thread on several queues with a
+//! deadline ([`recv::wait`]).
 //!
 //! Both sides treat shared memory as written concurrently by the other:
 //! atomics only, and on the kernel side every pointer is checked and every
@@ -84,6 +85,8 @@ pub use {ceq, evbitmap, ucq, vcpd_abi as abi};
 pub mod flags_guide {}
 
 #[cfg(feature = "kernel")]
+mod batch;
+#[cfg(feature = "kernel")]
 #[cfg_attr(docsrs, doc(cfg(feature = "kernel")))]
 pub mod host;
 mod ids;
@@ -106,6 +109,8 @@ pub mod testing;
 pub mod vcores;
 
 #[cfg(feature = "kernel")]
+pub use batch::{BatchDropped, send_event_batch};
+#[cfg(feature = "kernel")]
 pub use host::{ProcDataRef, ProcEvents, ProcOps};
 pub use ids::{NO_ID, PcoreId, VcoreId};
 #[cfg(feature = "kernel")]
@@ -113,6 +118,6 @@ pub use send::{post_vcore_event, send_event, send_kernel_event, send_posix_signa
 #[cfg(feature = "kernel")]
 pub use spam::SPAM_LIST_MAX_LOOPS;
 #[cfg(feature = "kernel")]
-pub use stats::{BadAddr, DropKind, Dropped, EventStats, SpamPath};
+pub use stats::{BadAddr, Counter, DropKind, Dropped, EventStats, SpamPath};
 #[cfg(feature = "kernel")]
 pub use vcores::VcoreSet;

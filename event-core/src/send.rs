@@ -12,10 +12,10 @@ use vcpd_abi::{
     UserAddr, Vcpd,
 };
 
-use crate::host::{ProcOps, UcqHost};
+use crate::host::{OnCpu, ProcOps, Sending, UcqHost};
 use crate::ids::VcoreId;
 use crate::spam::{spam_public_msg, spam_vcore};
-use crate::stats::{BadAddr, Dropped, bump};
+use crate::stats::{BadAddr, Counter, Dropped};
 use crate::vcores::{ProcControl, ProcState, VcoreLists};
 
 /// Sends `msg` to the event queue at user address `ev_q`, as the queue's
@@ -60,15 +60,16 @@ pub fn send_event<P: ProcOps>(
     msg: &EventMsg,
     vcoreid: VcoreId,
 ) -> Result<(), Dropped> {
+    let p = &OnCpu::new(p);
     check_can_send(p)?;
-    bump(&p.events().stats().sends);
-    p.with_address_space(|| send_in_process(p, ev_q, msg, vcoreid))
+    p.count(Counter::Sends);
+    p.with_address_space(|| send_in_process(p, ev_q, msg, vcoreid, &mut 0))
         .map_err(|d| dropped(p, d))
 }
 
 /// The guards every entry point shares: not from an interrupt, not to a
 /// dying process.
-fn check_can_send<P: ProcOps>(p: &P) -> Result<(), Dropped> {
+pub(crate) fn check_can_send<P: ProcOps>(p: &P) -> Result<(), Dropped> {
     if p.in_irq_context() {
         return Err(dropped(p, Dropped::IrqContext));
     }
@@ -78,11 +79,15 @@ fn check_can_send<P: ProcOps>(p: &P) -> Result<(), Dropped> {
     Ok(())
 }
 
-fn send_in_process<P: ProcOps>(
+/// Sends `msgs` (one, or a batch: posted in order, alerted once) to the
+/// queue; `posted` says how many of them the process is sure to find
+/// (all of them on success).
+pub(crate) fn send_in_process<P: Sending>(
     p: &P,
     ev_q_addr: UserAddr<EventQueue>,
-    msg: &EventMsg,
+    msgs: impl Msgs,
     suggested: VcoreId,
+    posted: &mut usize,
 ) -> Result<(), Dropped> {
     let ev_q = check(p, ev_q_addr).map_err(|why| Dropped::BadEventQueue {
         addr: ev_q_addr.get(),
@@ -93,7 +98,7 @@ fn send_in_process<P: ProcOps>(
     }
     // One read of the flags: every decision below sees the same ones.
     let flags = ev_q.flags();
-    let delivered = deliver(p, ev_q, ev_q_addr, msg, suggested, flags);
+    let delivered = deliver(p, ev_q, ev_q_addr, msgs, suggested, flags, posted);
     // The wakeup runs whatever happened above: a WAITING process that asked
     // to be woken by this queue is woken even if this message was dropped.
     let woken = if flags.contains(EvqFlags::WAKEUP) {
@@ -104,22 +109,27 @@ fn send_in_process<P: ProcOps>(
     delivered.and(woken)
 }
 
-fn deliver<P: ProcOps>(
+fn deliver<P: Sending>(
     p: &P,
     ev_q: &EventQueue,
     ev_q_addr: UserAddr<EventQueue>,
-    msg: &EventMsg,
+    msgs: impl Msgs,
     suggested: VcoreId,
     flags: EvqFlags,
+    posted: &mut usize,
 ) -> Result<(), Dropped> {
     let vcoreid = choose_vcore(p, ev_q, flags, suggested)?;
     if flags.contains(EvqFlags::SPAM_PUBLIC) {
-        // The message itself goes to public VCPD mailboxes; ev_mbox is ignored.
-        return spam_public_msg(p, msg, vcoreid, flags);
+        // The messages themselves go to public VCPD mailboxes; ev_mbox is
+        // ignored. All or nothing: a batch is spammed as one.
+        spam_public_msg(p, msgs, vcoreid, flags)?;
+        *posted = msgs.len();
+        return Ok(());
     }
-    match ev_q.ev_mbox.load(Ordering::Acquire) {
+    let result = match ev_q.ev_mbox.load(Ordering::Acquire) {
         0 => {
-            post_vc_mbox(p, vcoreid, flags.contains(EvqFlags::VCORE_PRIVATE), msg)?;
+            let private = flags.contains(EvqFlags::VCORE_PRIVATE);
+            post_vc_mbox(p, vcpd(p, vcoreid)?, vcoreid, private, msgs, posted)
         }
         addr if addr.wrapping_sub(ev_q_addr.get()) < size_of::<EventQueue>() => {
             return Err(Dropped::MailboxIsTheQueue(addr));
@@ -127,15 +137,22 @@ fn deliver<P: ProcOps>(
         addr => {
             let mbox = check(p, UserAddr::<EventMbox>::new(addr))
                 .map_err(|why| Dropped::BadMailbox { addr, why })?;
-            post_ev_msg(p, mbox, msg).map_err(|d| match d {
+            msgs.post(p, mbox, posted).map_err(|d| match d {
                 Dropped::MailboxNotSetUp { vcore: None, .. } => {
                     Dropped::MailboxNotSetUp { addr, vcore: None }
                 }
                 d => d,
-            })?;
+            })
         }
-    }
-    if flags.contains(EvqFlags::INDIR) {
+    };
+    // A batch refused part-way is alerted for the part that went in. (A
+    // single message is all or nothing: for it this compiles to `?`.)
+    let refused = match result {
+        Ok(()) => None,
+        Err(d) if msgs.len() == 1 || *posted == 0 => return Err(d),
+        Err(d) => Some(d),
+    };
+    let alerted = if flags.contains(EvqFlags::INDIR) {
         // Store-load: the message must be visible before we read
         // `ev_alert_pending`. A consumer clears that flag, fences, then
         // looks at this mailbox: either it sees our message, or we see its
@@ -147,6 +164,10 @@ fn deliver<P: ProcOps>(
         // the notification's read-modify-write of `notif_pending` orders
         // the message before the alert.
         try_notify(p, vcoreid, flags)
+    };
+    match refused {
+        Some(d) => Err(d),
+        None => alerted,
     }
 }
 
@@ -176,7 +197,7 @@ fn evq_is_unset(q: &EventQueue) -> bool {
 }
 
 /// WAKEUP: if the process is WAITING, wake it.
-fn wake_if_waiting<P: ProcOps>(p: &P) -> Result<(), Dropped> {
+fn wake_if_waiting<P: Sending>(p: &P) -> Result<(), Dropped> {
     // Store-load: whatever we posted (and `notif_pending`) must be visible
     // before we read the process state. The last vcore's yield sets
     // WAITING, fences, then re-checks `notif_pending`: either it sees our
@@ -187,7 +208,7 @@ fn wake_if_waiting<P: ProcOps>(p: &P) -> Result<(), Dropped> {
         return Ok(());
     }
     if vcores.wakeup().map_err(Dropped::LockHeld)? {
-        bump(&p.events().stats().wakeups);
+        p.count(Counter::Wakeups);
         p.make_runnable();
     }
     Ok(())
@@ -195,7 +216,7 @@ fn wake_if_waiting<P: ProcOps>(p: &P) -> Result<(), Dropped> {
 
 /// The vcore to alert: the queue's `ev_vcore`, the kernel's suggestion with
 /// `VCORE_APPRO`, or the next one round-robin (which overrides both).
-fn choose_vcore<P: ProcOps>(
+fn choose_vcore<P: Sending>(
     p: &P,
     ev_q: &EventQueue,
     flags: EvqFlags,
@@ -226,13 +247,13 @@ fn choose_vcore<P: ProcOps>(
 }
 
 /// `raw` as a vcore of this process, if it is one.
-pub(crate) fn safe_vcore<P: ProcOps>(p: &P, raw: u32) -> Option<VcoreId> {
+pub(crate) fn safe_vcore<P: Sending>(p: &P, raw: u32) -> Option<VcoreId> {
     let v = VcoreId::new(raw)?;
     (raw < p.events().vcores().max_vcores() && v.index() < p.procdata().vcpds.len()).then_some(v)
 }
 
 /// The vcore's VCPD.
-pub(crate) fn vcpd<P: ProcOps>(p: &P, v: VcoreId) -> Result<&Vcpd, Dropped> {
+pub(crate) fn vcpd<P: Sending>(p: &P, v: VcoreId) -> Result<&Vcpd, Dropped> {
     p.procdata()
         .vcpds
         .get(v.index())
@@ -240,7 +261,7 @@ pub(crate) fn vcpd<P: ProcOps>(p: &P, v: VcoreId) -> Result<&Vcpd, Dropped> {
 }
 
 /// Posts into a mailbox of whatever type it says it is.
-pub(crate) fn post_ev_msg<P: ProcOps>(
+pub(crate) fn post_ev_msg<P: Sending>(
     p: &P,
     mbox: &EventMbox,
     msg: &EventMsg,
@@ -262,47 +283,104 @@ pub(crate) fn post_ev_msg<P: ProcOps>(
     }
 }
 
+/// One message (`&EventMsg`) or a batch (`&[EventMsg]`). The send path is
+/// written once over this and compiled for each, so a single send pays
+/// nothing for batching.
+pub(crate) trait Msgs: Copy {
+    /// How many.
+    fn len(self) -> usize;
+
+    /// Posts them in order into `mbox`, counting each in `posted`, and
+    /// stops at the first one refused: why.
+    fn post<P: Sending>(self, p: &P, mbox: &EventMbox, posted: &mut usize) -> Result<(), Dropped>;
+}
+
+impl Msgs for &EventMsg {
+    #[inline]
+    fn len(self) -> usize {
+        1
+    }
+
+    #[inline]
+    fn post<P: Sending>(self, p: &P, mbox: &EventMbox, posted: &mut usize) -> Result<(), Dropped> {
+        post_ev_msg(p, mbox, self)?;
+        *posted = 1;
+        Ok(())
+    }
+}
+
+impl Msgs for &[EventMsg] {
+    #[inline]
+    fn len(self) -> usize {
+        <[EventMsg]>::len(self)
+    }
+
+    fn post<P: Sending>(self, p: &P, mbox: &EventMbox, posted: &mut usize) -> Result<(), Dropped> {
+        if let Ok(MboxRef::Ucq(ucq)) = mbox.body() {
+            // The common burst target, without a type dispatch per message.
+            let (host, stats) = (UcqHost(p), &p.events().stats().ucq);
+            for msg in self {
+                ucq::send(ucq, msg, &host, stats).map_err(Dropped::Ucq)?;
+                *posted += 1;
+            }
+            return Ok(());
+        }
+        for msg in self {
+            post_ev_msg(p, mbox, msg)?;
+            *posted += 1;
+        }
+        Ok(())
+    }
+}
+
 /// Posts to one of a vcore's VCPD mailboxes (without `notif_pending`).
-fn post_vc_mbox<'p, P: ProcOps>(
-    p: &'p P,
+#[inline]
+fn post_vc_mbox<P: Sending>(
+    p: &P,
+    vcpd: &Vcpd,
     v: VcoreId,
     private: bool,
-    msg: &EventMsg,
-) -> Result<&'p Vcpd, Dropped> {
-    let vcpd = vcpd(p, v)?;
-    post_ev_msg(p, vcpd.mbox(private), msg).map_err(|d| match d {
-        Dropped::MailboxNotSetUp { addr, .. } => Dropped::MailboxNotSetUp {
-            addr,
-            vcore: Some(v.get()),
-        },
-        d => d,
-    })?;
-    Ok(vcpd)
+    msgs: impl Msgs,
+    posted: &mut usize,
+) -> Result<(), Dropped> {
+    msgs.post(p, vcpd.mbox(private), posted)
+        .map_err(|d| match d {
+            Dropped::MailboxNotSetUp { addr, .. } => Dropped::MailboxNotSetUp {
+                addr,
+                vcore: Some(v.get()),
+            },
+            d => d,
+        })
 }
 
 /// Posts to one of a vcore's VCPD mailboxes, then sets its
-/// `notif_pending`, so a vcore racing to yield sees it.
-pub(crate) fn post_vc_msg<P: ProcOps>(
+/// `notif_pending`, so a vcore racing to yield sees it. A batch refused
+/// part-way still sets it for the part that went in.
+pub(crate) fn post_vc_msg<P: Sending>(
     p: &P,
     v: VcoreId,
     private: bool,
-    msg: &EventMsg,
+    msgs: impl Msgs,
 ) -> Result<(), Dropped> {
-    let vcpd = post_vc_mbox(p, v, private, msg)?;
+    let vcpd = vcpd(p, v)?;
+    let mut posted = 0;
+    let result = post_vc_mbox(p, vcpd, v, private, msgs, &mut posted);
+    if result.is_err() && (msgs.len() == 1 || posted == 0) {
+        return result;
+    }
     // Set even without IPI: the flag is what stops a yield. Release: whoever
     // sees it set sees the message. A swap rather than a store, like every
     // write of this flag, so the writes are totally ordered with the
     // vcore's clearing swap in `handle_events` (see there).
     vcpd.notif_pending.swap(true, Ordering::AcqRel);
-    Ok(())
+    result
 }
 
 /// proc_notify: mark the vcore as having a notification, and interrupt its
 /// core if it wants interrupts and is mapped.
-pub(crate) fn notify_vcore<P: ProcOps>(p: &P, v: VcoreId) -> Result<(), Dropped> {
+pub(crate) fn notify_vcore<P: Sending>(p: &P, v: VcoreId) -> Result<(), Dropped> {
     let vcpd = vcpd(p, v)?;
-    let stats = p.events().stats();
-    bump(&stats.notifies);
+    p.count(Counter::Notifies);
     vcpd.notif_pending.swap(true, Ordering::AcqRel);
     // Store-load: `notif_pending` must be visible before we read
     // `notif_disabled`. The vcore clears `notif_disabled`, fences, and checks
@@ -310,7 +388,7 @@ pub(crate) fn notify_vcore<P: ProcOps>(p: &P, v: VcoreId) -> Result<(), Dropped>
     fence(Ordering::SeqCst);
     if !vcpd.notif_disabled.load(Ordering::Acquire) {
         if let Some(pcore) = p.events().vcores().pcore_of(v) {
-            bump(&stats.ipis);
+            p.count(Counter::Ipis);
             p.ipi(pcore);
         }
     }
@@ -319,7 +397,7 @@ pub(crate) fn notify_vcore<P: ProcOps>(p: &P, v: VcoreId) -> Result<(), Dropped>
 
 /// Notifies the vcore if the queue asked for IPIs and the vcore is mapped
 /// (an unlocked peek; a stale answer is harmless).
-pub(crate) fn try_notify<P: ProcOps>(p: &P, v: VcoreId, flags: EvqFlags) -> Result<(), Dropped> {
+pub(crate) fn try_notify<P: Sending>(p: &P, v: VcoreId, flags: EvqFlags) -> Result<(), Dropped> {
     if flags.contains(EvqFlags::IPI) && p.events().vcores().pcore_of(v).is_some() {
         notify_vcore(p, v)?;
     }
@@ -328,18 +406,17 @@ pub(crate) fn try_notify<P: ProcOps>(p: &P, v: VcoreId, flags: EvqFlags) -> Resu
 
 /// Sends an indirection (an `EV_EVENT` naming the queue), unless one is
 /// already outstanding and the queue wants throttling.
-fn send_indir<P: ProcOps>(
+fn send_indir<P: Sending>(
     p: &P,
     ev_q: &EventQueue,
     ev_q_addr: UserAddr<EventQueue>,
     v: VcoreId,
     flags: EvqFlags,
 ) -> Result<(), Dropped> {
-    let stats = p.events().stats();
     if !flags.contains(EvqFlags::NOTHROTTLE) && ev_q.ev_alert_pending.load(Ordering::Acquire) {
         // An earlier indirection has not been acknowledged; the consumer
         // clears the flag before draining, so it will see our message.
-        bump(&stats.indirs_throttled);
+        p.count(Counter::IndirsThrottled);
         return Ok(());
     }
     ev_q.ev_alert_pending.store(true, Ordering::Relaxed);
@@ -347,7 +424,7 @@ fn send_indir<P: ProcOps>(
     // that handles it clears the flag, and its clear must land after ours.
     fence(Ordering::Release);
     let indir = EventMsg::new(EV_EVENT).with_arg3(ev_q_addr.get());
-    bump(&stats.indirs_sent);
+    p.count(Counter::IndirsSent);
     if flags.contains(EvqFlags::SPAM_INDIR) {
         // Guarantee it reaches some vcore that will run.
         spam_public_msg(p, &indir, v, flags)
@@ -414,6 +491,7 @@ pub fn post_vcore_event<P: ProcOps>(
     vcoreid: VcoreId,
     flags: EvqFlags,
 ) -> Result<(), Dropped> {
+    let p = &OnCpu::new(p);
     check_can_send(p)?;
     let Some(v) = safe_vcore(p, vcoreid.get()) else {
         return Err(dropped(p, Dropped::UnsafeVcore(vcoreid.get())));
@@ -453,6 +531,7 @@ pub fn send_posix_signal<P: ProcOps>(p: &P, sig: u16) -> Result<(), Dropped> {
 
 /// Counts a drop once, logs it within the process's rate limit, and hands
 /// it back.
+#[cold]
 pub(crate) fn dropped<P: ProcOps>(p: &P, d: Dropped) -> Dropped {
     let stats = p.events().stats();
     if let Some(nth) = stats.count_drop(&d) {

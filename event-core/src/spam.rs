@@ -12,12 +12,12 @@
 
 use log::warn;
 use vcpd_abi::sync::{Ordering, fence};
-use vcpd_abi::{EventMsg, EvqFlags, VcpdFlags};
+use vcpd_abi::{EvqFlags, VcpdFlags};
 
-use crate::host::ProcOps;
+use crate::host::Sending;
 use crate::ids::VcoreId;
-use crate::send::{post_vc_msg, try_notify, vcpd};
-use crate::stats::{Dropped, SpamPath};
+use crate::send::{Msgs, post_vc_msg, try_notify, vcpd};
+use crate::stats::{Counter, Dropped, SpamPath};
 use crate::vcores::{ProcControl, ProcState, VcoreList, VcoreLists};
 
 /// Rounds `spam_list_member` retries with a new list head before failing.
@@ -33,7 +33,7 @@ fn list_path(list: VcoreList) -> SpamPath {
 
 /// A list head as a vcore of this process; a head out of range (a broken
 /// host) counts as an empty list.
-fn head<P: ProcOps>(p: &P, list: VcoreList) -> Option<VcoreId> {
+fn head<P: Sending>(p: &P, list: VcoreList) -> Option<VcoreId> {
     let v = p.events().vcores().head(list)?;
     let ok = crate::send::safe_vcore(p, v.get()).is_some();
     if !ok {
@@ -42,23 +42,23 @@ fn head<P: ProcOps>(p: &P, list: VcoreList) -> Option<VcoreId> {
     ok.then_some(v)
 }
 
-fn is_mapped<P: ProcOps>(p: &P, v: VcoreId) -> bool {
+fn is_mapped<P: Sending>(p: &P, v: VcoreId) -> bool {
     p.events().vcores().pcore_of(v).is_some()
 }
 
 /// Posts to the vcore's public mailbox (setting `notif_pending`), then
 /// interrupts it if the flags ask for IPIs and it is mapped.
-pub(crate) fn spam_vcore<P: ProcOps>(
+pub(crate) fn spam_vcore<P: Sending>(
     p: &P,
     v: VcoreId,
-    msg: &EventMsg,
+    msg: impl Msgs,
     flags: EvqFlags,
 ) -> Result<(), Dropped> {
     post_vc_msg(p, v, false, msg)?;
     try_notify(p, v, flags)
 }
 
-fn can_msg_vcore<P: ProcOps>(p: &P, v: VcoreId) -> Result<bool, Dropped> {
+fn can_msg_vcore<P: Sending>(p: &P, v: VcoreId) -> Result<bool, Dropped> {
     Ok(vcpd(p, v)?
         .flags(Ordering::Acquire)
         .contains(VcpdFlags::CAN_RCV_MSG))
@@ -66,10 +66,10 @@ fn can_msg_vcore<P: ProcOps>(p: &P, v: VcoreId) -> Result<bool, Dropped> {
 
 /// Spams the vcore only if it says it will receive (`CAN_RCV_MSG`), and
 /// succeeds only if it still says so after our post is visible.
-fn try_spam_vcore<P: ProcOps>(
+fn try_spam_vcore<P: Sending>(
     p: &P,
     v: VcoreId,
-    msg: &EventMsg,
+    msg: impl Msgs,
     flags: EvqFlags,
 ) -> Result<bool, Dropped> {
     if !can_msg_vcore(p, v)? {
@@ -89,10 +89,10 @@ fn try_spam_vcore<P: ProcOps>(
 /// afterwards (a vcore still first on the list has not finished yielding,
 /// and the yield will see `notif_pending`). Retries with the new head a
 /// bounded number of times; failing is always safe.
-fn spam_list_member<P: ProcOps>(
+fn spam_list_member<P: Sending>(
     p: &P,
     list: VcoreList,
-    msg: &EventMsg,
+    msg: impl Msgs,
     flags: EvqFlags,
 ) -> Result<bool, Dropped> {
     let mut vc = head(p, list);
@@ -104,7 +104,7 @@ fn spam_list_member<P: ProcOps>(
         fence(Ordering::SeqCst);
         let first = head(p, list);
         if first == Some(v) {
-            p.events().stats().count_spam(list_path(list));
+            p.count(Counter::Spam(list_path(list)));
             return Ok(true);
         }
         // The vcore left the list: try the new head.
@@ -119,18 +119,19 @@ fn spam_list_member<P: ProcOps>(
 }
 
 /// Makes sure `msg` reaches a vcore that will handle it, preferring
-/// `vcoreid`; with `VCORE_MUST_RUN`, one that is running.
-pub(crate) fn spam_public_msg<P: ProcOps>(
+/// `vcoreid`; with `VCORE_MUST_RUN`, one that is running. A batch
+/// (`msg: &[EventMsg]`) goes whole to each candidate before its re-check,
+/// so the re-check covers all of it.
+pub(crate) fn spam_public_msg<P: Sending>(
     p: &P,
-    msg: &EventMsg,
+    msg: impl Msgs,
     v: VcoreId,
     flags: EvqFlags,
 ) -> Result<(), Dropped> {
-    let stats = p.events().stats();
     let vcores = p.events().vcores();
     if !vcores.is_mcp() {
         spam_vcore(p, VcoreId::ZERO, msg, flags)?;
-        stats.count_spam(SpamPath::Scp);
+        p.count(Counter::Spam(SpamPath::Scp));
         return Ok(());
     }
     if flags.contains(EvqFlags::VCORE_MUST_RUN) {
@@ -139,7 +140,7 @@ pub(crate) fn spam_public_msg<P: ProcOps>(
             // Check, signal, check again: `notif_pending` before the re-read.
             fence(Ordering::SeqCst);
             if is_mapped(p, v) {
-                stats.count_spam(SpamPath::ChosenVcore);
+                p.count(Counter::Spam(SpamPath::ChosenVcore));
                 return Ok(());
             }
         }
@@ -149,7 +150,7 @@ pub(crate) fn spam_public_msg<P: ProcOps>(
         return ultimate_fallback(p, msg, flags);
     }
     if try_spam_vcore(p, v, msg, flags)? {
-        stats.count_spam(SpamPath::ChosenVcore);
+        p.count(Counter::Spam(SpamPath::ChosenVcore));
         return Ok(());
     }
     // A WAITING process has no vcore on the online or bulk lists.
@@ -166,7 +167,7 @@ pub(crate) fn spam_public_msg<P: ProcOps>(
     // not restarted). If we are WAITING by now, WAKEUP handles it.
     if let Some(vc) = head(p, VcoreList::Inactive) {
         if try_spam_vcore(p, vc, msg, flags)? {
-            stats.count_spam(SpamPath::InactiveHead);
+            p.count(Counter::Spam(SpamPath::InactiveHead));
             return Ok(());
         }
     }
@@ -176,7 +177,7 @@ pub(crate) fn spam_public_msg<P: ProcOps>(
 /// Under the process lock, where the lists are stable: an online vcore, or
 /// a bulk-preempted one, or else the first inactive vcore (the one a
 /// wakeup will start), which we mark `CAN_RCV_MSG`.
-fn ultimate_fallback<P: ProcOps>(p: &P, msg: &EventMsg, flags: EvqFlags) -> Result<(), Dropped> {
+fn ultimate_fallback<P: Sending>(p: &P, msg: impl Msgs, flags: EvqFlags) -> Result<(), Dropped> {
     let vcores = p.events().vcores();
     vcores
         .with_lock(|| {
@@ -194,10 +195,17 @@ fn ultimate_fallback<P: ProcOps>(p: &P, msg: &EventMsg, flags: EvqFlags) -> Resu
             };
             spam_vcore(p, vc, msg, flags)?;
             if inactive {
-                // It will be woken first; let later senders find it unlocked.
-                vcpd(p, vc)?.set_flags(VcpdFlags::CAN_RCV_MSG, Ordering::SeqCst);
+                // It will be woken first; let later senders find it unlocked
+                // (a locked RMW only when the flag is not set already).
+                let vcpd = vcpd(p, vc)?;
+                if !vcpd
+                    .flags(Ordering::Relaxed)
+                    .contains(VcpdFlags::CAN_RCV_MSG)
+                {
+                    vcpd.set_flags(VcpdFlags::CAN_RCV_MSG, Ordering::SeqCst);
+                }
             }
-            p.events().stats().count_spam(SpamPath::LockedFallback);
+            p.count(Counter::Spam(SpamPath::LockedFallback));
             Ok(())
         })
         .map_err(Dropped::LockHeld)?

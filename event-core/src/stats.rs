@@ -221,25 +221,68 @@ impl SpamPath {
     ];
 }
 
-/// A process's event counters. All `core` atomics in kernel memory.
+/// The counters every send may touch, kept per CPU.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Counter {
+    /// `send_event` calls (and messages of batches) past the dying check.
+    Sends,
+    /// Indirections sent.
+    IndirsSent,
+    /// Indirections suppressed by throttling (`ev_alert_pending` was set).
+    IndirsThrottled,
+    /// Notifications (`notif_pending` set, interrupt if enabled and mapped).
+    Notifies,
+    /// Interrupts requested through `ProcOps::ipi`.
+    Ipis,
+    /// Wakeups of a WAITING process.
+    Wakeups,
+    /// Spammed messages (or batches) delivered by a path.
+    Spam(SpamPath),
+}
+
+impl Counter {
+    const COUNT: usize = 12;
+
+    const fn index(self) -> usize {
+        match self {
+            Self::Sends => 0,
+            Self::IndirsSent => 1,
+            Self::IndirsThrottled => 2,
+            Self::Notifies => 3,
+            Self::Ipis => 4,
+            Self::Wakeups => 5,
+            Self::Spam(p) => 6 + p as usize,
+        }
+    }
+}
+
+/// CPUs with a counter shard of their own; CPUs with a higher index share
+/// one more shard, with atomic read-modify-writes.
+pub const STAT_SHARDS: usize = 32;
+
+/// One CPU's copy of the hot counters, on cache lines of its own.
+#[derive(Debug)]
+#[repr(C, align(64))]
+struct Shard([AtomicU64; Counter::COUNT]);
+
+/// A process's event counters, in kernel memory.
+///
+/// The counters a send touches on its fast paths ([`Counter`]) are kept per
+/// CPU (the index the process's vcore set reports, `ProcControl::cpu_index`)
+/// and summed when read, so a send pays a plain increment on a line no
+/// other CPU writes instead of a locked read-modify-write on a shared one.
+/// That is exact as long as two sends never run at once on the same CPU
+/// index (a kernel that preempts kernel code mid-send and sends from the
+/// preempting thread must keep preemption off around sends, as Akaros's
+/// kernel does, or give threads their own indices); if they do, a count
+/// may come out low, nothing else. Drops and the mailbox crates' counters
+/// are shared atomics.
 #[derive(Debug)]
 pub struct EventStats {
-    /// `send_event` calls that got past the dying check.
-    pub sends: AtomicU64,
-    /// Indirections sent.
-    pub indirs_sent: AtomicU64,
-    /// Indirections suppressed by throttling (`ev_alert_pending` was set).
-    pub indirs_throttled: AtomicU64,
-    /// Spammed messages, per [`SpamPath`].
-    pub spam: [AtomicU64; 6],
-    /// Notifications (`notif_pending` set, interrupt if enabled and mapped).
-    pub notifies: AtomicU64,
-    /// Interrupts requested through `ipi_vcore`.
-    pub ipis: AtomicU64,
-    /// Wakeups of a WAITING process.
-    pub wakeups: AtomicU64,
+    /// Per-CPU shards, then the shared one for CPUs past `STAT_SHARDS`.
+    shards: [Shard; STAT_SHARDS + 1],
     /// Drops, per [`DropKind`].
-    pub drops: [AtomicU64; 13],
+    drops: [AtomicU64; 13],
     /// All drops, for the log rate limit.
     drops_seen: AtomicU64,
     /// UCQ producer counters.
@@ -260,19 +303,68 @@ impl EventStats {
     /// All zero (usable in a `static`).
     pub const fn new() -> Self {
         Self {
-            sends: AtomicU64::new(0),
-            indirs_sent: AtomicU64::new(0),
-            indirs_throttled: AtomicU64::new(0),
-            spam: [const { AtomicU64::new(0) }; 6],
-            notifies: AtomicU64::new(0),
-            ipis: AtomicU64::new(0),
-            wakeups: AtomicU64::new(0),
+            shards: [const { Shard([const { AtomicU64::new(0) }; Counter::COUNT]) };
+                STAT_SHARDS + 1],
             drops: [const { AtomicU64::new(0) }; 13],
             drops_seen: AtomicU64::new(0),
             ucq: UcqStats::new(),
             ceq: CeqStats::new(),
             bitmap: BitmapStats::new(),
         }
+    }
+
+    /// Adds `n` to counter `c` on CPU `cpu`.
+    #[inline]
+    pub(crate) fn add(&self, cpu: usize, c: Counter, n: u64) {
+        match self.shards.get(cpu).filter(|_| cpu < STAT_SHARDS) {
+            Some(shard) => {
+                // Only this CPU writes its shard, and not two sends at once
+                // (see the type's docs): a plain increment is exact.
+                let v = &shard.0[c.index()];
+                v.store(v.load(Ordering::Relaxed).wrapping_add(n), Ordering::Relaxed);
+            }
+            None => {
+                self.shards[STAT_SHARDS].0[c.index()].fetch_add(n, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Counter `c`, summed over CPUs.
+    pub fn get(&self, c: Counter) -> u64 {
+        self.shards
+            .iter()
+            .map(|s| s.0[c.index()].load(Ordering::Relaxed))
+            .fold(0, u64::wrapping_add)
+    }
+
+    /// `send_event` calls (and messages of batches) past the dying check.
+    pub fn sends(&self) -> u64 {
+        self.get(Counter::Sends)
+    }
+
+    /// Indirections sent.
+    pub fn indirs_sent(&self) -> u64 {
+        self.get(Counter::IndirsSent)
+    }
+
+    /// Indirections suppressed by throttling.
+    pub fn indirs_throttled(&self) -> u64 {
+        self.get(Counter::IndirsThrottled)
+    }
+
+    /// Notifications (`notif_pending` set, interrupt if enabled and mapped).
+    pub fn notifies(&self) -> u64 {
+        self.get(Counter::Notifies)
+    }
+
+    /// Interrupts requested through `ProcOps::ipi`.
+    pub fn ipis(&self) -> u64 {
+        self.get(Counter::Ipis)
+    }
+
+    /// Wakeups of a WAITING process.
+    pub fn wakeups(&self) -> u64 {
+        self.get(Counter::Wakeups)
     }
 
     /// Posts to mailboxes of type `t`.
@@ -287,7 +379,7 @@ impl EventStats {
 
     /// Spammed messages delivered by `path`.
     pub fn spam(&self, path: SpamPath) -> u64 {
-        self.spam[path as usize].load(Ordering::Relaxed)
+        self.get(Counter::Spam(path))
     }
 
     /// Drops of kind `kind`.
@@ -300,41 +392,32 @@ impl EventStats {
         self.drops.iter().map(|d| d.load(Ordering::Relaxed)).sum()
     }
 
-    pub(crate) fn count_spam(&self, path: SpamPath) {
-        bump(&self.spam[path as usize]);
-    }
-
     /// Counts a drop; returns its running number if it should be logged.
     /// The first [`LOG_FIRST_DROPS`] drops are logged, then one in
     /// [`LOG_EVERY_NTH_DROP`]: a hostile process cannot flood the kernel's
     /// console, and the counters stay exact.
     pub(crate) fn count_drop(&self, d: &Dropped) -> Option<u64> {
-        bump(&self.drops[d.kind() as usize]);
+        self.drops[d.kind() as usize].fetch_add(1, Ordering::Relaxed);
         let n = self.drops_seen.fetch_add(1, Ordering::Relaxed) + 1;
         (n <= LOG_FIRST_DROPS || n % LOG_EVERY_NTH_DROP == 0).then_some(n)
     }
 }
 
-pub(crate) fn bump(c: &AtomicU64) {
-    c.fetch_add(1, Ordering::Relaxed);
-}
-
 impl fmt::Display for EventStats {
     /// A one-screen summary, e.g. for a kernel's debug console.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let r = |c: &AtomicU64| c.load(Ordering::Relaxed);
         writeln!(
             f,
             "sends {} | posted ucq {} bitmap {} ceq {} | indirs {} throttled {} | notifies {} ipis {} wakeups {}",
-            r(&self.sends),
+            self.sends(),
             self.posted(MboxType::Ucq),
             self.posted(MboxType::Bitmap),
             self.posted(MboxType::Ceq),
-            r(&self.indirs_sent),
-            r(&self.indirs_throttled),
-            r(&self.notifies),
-            r(&self.ipis),
-            r(&self.wakeups)
+            self.indirs_sent(),
+            self.indirs_throttled(),
+            self.notifies(),
+            self.ipis(),
+            self.wakeups()
         )?;
         write!(f, "spam:")?;
         for p in SpamPath::ALL {

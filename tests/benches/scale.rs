@@ -69,11 +69,11 @@ fn main() {
         r(&c.starts),
     );
     println!(
-        "BENCH scale\tsends per second (64 vcores)\t{:.0}",
+        "BENCH\tscale\t64 vcores, yield/preempt storm: sends per second\t{:.0}\tsends/s\t-\t-\t-",
         messages as f64 / secs
     );
     println!(
-        "BENCH scale\tlocked-fallback share\t{:.4}",
+        "BENCH\tscale\t64 vcores: share of spams through the locked fallback\t{:.4}\tshare\t-\t-\t-",
         fallback as f64 / spams.max(1) as f64
     );
 }

@@ -15,8 +15,8 @@ use std::process::{Command, Output, Stdio};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-/// The eight event scenarios, by number and name, as the kernel prints them.
-pub const SCENARIOS: [(u32, &str); 8] = [
+/// The nine event scenarios, by number and name, as the kernel prints them.
+pub const SCENARIOS: [(u32, &str); 9] = [
     (1, "ucq-storm"),
     (2, "ceq-coalescing"),
     (3, "bitmap"),
@@ -25,6 +25,7 @@ pub const SCENARIOS: [(u32, &str); 8] = [
     (6, "waiting-wakeup"),
     (7, "hostile-process"),
     (8, "ipi-latency"),
+    (9, "wait-any"),
 ];
 
 /// The workspace root (the parent of `tests/`).
@@ -143,7 +144,7 @@ impl Boot {
             .find(|l| l.starts_with(&prefix) && !l.ends_with(": running"))
     }
 
-    /// Panics unless all eight scenarios printed a PASS verdict, the
+    /// Panics unless all nine scenarios printed a PASS verdict, the
     /// kernel said so, demo.sh exited 0, and nothing failed or panicked.
     pub fn assert_all_passed(&self) {
         for (id, name) in SCENARIOS {

@@ -4,7 +4,7 @@
 //! `target/kernel`, so this inner cargo never waits for the lock the outer
 //! `cargo test` holds), then boots it through `scripts/demo.sh` under TCG:
 //!
-//! - with `-cpu max -smp 4`: every platform check and each of the eight
+//! - with `-cpu max -smp 4`: every platform check and each of the nine
 //!   event scenarios must pass (each prints a `scenario N name: PASS` line),
 //!   and the event-core counters must be printed; the vcores must have run
 //!   at CPL 3 (scenario 8 reports the CS its vcore entries found), and the
@@ -140,8 +140,8 @@ fn boot(args: &[&str]) -> Boot {
     Boot { output, text }
 }
 
-/// The eight event scenarios, by number and name, as the kernel prints them.
-const SCENARIOS: [(u32, &str); 8] = [
+/// The nine event scenarios, by number and name, as the kernel prints them.
+const SCENARIOS: [(u32, &str); 9] = [
     (1, "ucq-storm"),
     (2, "ceq-coalescing"),
     (3, "bitmap"),
@@ -150,6 +150,7 @@ const SCENARIOS: [(u32, &str); 8] = [
     (6, "waiting-wakeup"),
     (7, "hostile-process"),
     (8, "ipi-latency"),
+    (9, "wait-any"),
 ];
 
 #[test]

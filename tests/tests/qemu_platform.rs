@@ -7,7 +7,7 @@
 //!   five cores: ids 0-4 and 8-10) and two hot-pluggable CPUs the MADT
 //!   lists as not enabled.
 //!
-//! Each must pass every platform check and all eight scenarios. Needs QEMU
+//! Each must pass every platform check and all nine scenarios. Needs QEMU
 //! (and GRUB's tools for the ISO): the tests fail, not skip, without them.
 
 use std::time::Duration;

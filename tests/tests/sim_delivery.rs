@@ -153,8 +153,8 @@ fn spam_indir_never_loses_an_alert() {
             );
             // Guarantee 5: every payload was handled (checked by the run), each
             // indirection sent was handled, and throttling did suppress most.
-            let sent = sim.stats().indirs_sent.load(Ordering::Relaxed);
-            let throttled = sim.stats().indirs_throttled.load(Ordering::Relaxed);
+            let sent = sim.stats().indirs_sent();
+            let throttled = sim.stats().indirs_throttled();
             let handled = sim.tracker.indirs_handled.load(Ordering::Relaxed) as u64;
             assert!(
                 sent >= 1 && handled >= sent,
@@ -273,7 +273,7 @@ fn waiting_process_is_woken_by_events() {
                 },
             );
             let waits = sim.counters.waits.load(Ordering::Relaxed);
-            let wakeups = sim.stats().wakeups.load(Ordering::Relaxed);
+            let wakeups = sim.stats().wakeups();
             assert!(
                 waits > 10,
                 "the process must go WAITING repeatedly ({waits})"

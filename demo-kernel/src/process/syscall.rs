@@ -42,10 +42,7 @@ pub fn handle(p: &Process, v: u32, frame: &mut InterruptFrame) {
             Ok(0)
         }
         nr::SEND_EVENT => send(p, a, b, c),
-        nr::HALT => {
-            halt(p, v);
-            Ok(0)
-        }
+        nr::HALT => halt(p, v, a).map(|()| 0),
         nr::PAGE_ALLOC => p.space().alloc_page().map(|a| a as u64).ok_or(Errno::NoMem),
         nr::PAGE_FREE => usize::try_from(a)
             .ok()
@@ -96,14 +93,26 @@ fn send(p: &Process, queue: u64, msg: u64, vcoreid: u64) -> Result<u64, Errno> {
         .map_err(|_| Errno::Refused)
 }
 
-/// `HALT`: sleeps until an interrupt, unless the way back to ring 3 has
-/// something to do already (a notification to deliver, a preemption, the
-/// process dying). The check runs with interrupts off and `sti; hlt` is
-/// one step, so an IPI after the check still ends the halt.
-fn halt(p: &Process, v: u32) {
-    let pending = p.vcpd(v).is_none_or(|vcpd| {
-        vcpd.notif_pending.load(Ordering::Acquire) && !vcpd.notif_disabled.load(Ordering::Acquire)
-    });
+/// `HALT`: sleeps until an interrupt, unless there is something to do
+/// already: an event pending (`notif_pending`, with notifications enabled
+/// or not: a vcore that halts with them disabled polls), the flag byte at
+/// `flag` set, or the way back to ring 3 has work (a preemption, the
+/// process dying). The checks run with interrupts off and `sti; hlt` is
+/// one step, so an IPI sent after the check still ends the halt.
+fn halt(p: &Process, v: u32, flag: u64) -> Result<(), Errno> {
+    let flag = match flag {
+        0 => None,
+        a => Some(
+            usize::try_from(a)
+                .ok()
+                .and_then(|a| p.user_ref::<core::sync::atomic::AtomicU8>(a))
+                .ok_or(Errno::Fault)?,
+        ),
+    };
+    let pending = p
+        .vcpd(v)
+        .is_none_or(|vcpd| vcpd.notif_pending.load(Ordering::Acquire))
+        || flag.is_some_and(|f| f.load(Ordering::Acquire) != 0);
     let stopped =
         p.state() == ProcState::Dying || !p.vcore_on(v, crate::platform::percpu::current_index());
     if !pending && !stopped {
@@ -113,6 +122,7 @@ fn halt(p: &Process, v: u32) {
         interrupts::disable();
         pc.halted.store(false, Ordering::Release);
     }
+    Ok(())
 }
 
 /// `POP_UTHREAD`: notifications on again, and the uthread resumed: its

@@ -312,13 +312,12 @@ pub struct Snap {
 impl Snap {
     /// The counters of `s` now.
     pub fn take(s: &EventStats) -> Self {
-        let r = |a: &AtomicU64| a.load(Ordering::Relaxed);
         Self {
-            sends: r(&s.sends),
-            indirs: r(&s.indirs_sent),
-            throttled: r(&s.indirs_throttled),
-            ipis: r(&s.ipis),
-            wakeups: r(&s.wakeups),
+            sends: s.sends(),
+            indirs: s.indirs_sent(),
+            throttled: s.indirs_throttled(),
+            ipis: s.ipis(),
+            wakeups: s.wakeups(),
             spam: SpamPath::ALL.map(|p| s.spam(p)),
             drops: s.total_drops(),
             ucq_pages: s.ucq.snapshot().page_switches,

@@ -27,6 +27,7 @@ mod s5_preemption;
 mod s6_wakeup;
 mod s7_hostile;
 mod s8_ipi_latency;
+mod s9_wait;
 
 use core::sync::atomic::{AtomicBool, Ordering};
 
@@ -121,6 +122,11 @@ pub static SCENARIOS: &[Scenario] = &[
         id: 8,
         name: "ipi-latency",
         run: s8_ipi_latency::run,
+    },
+    Scenario {
+        id: 9,
+        name: "wait-any",
+        run: s9_wait::run,
     },
 ];
 

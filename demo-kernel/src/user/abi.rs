@@ -101,8 +101,10 @@ pub mod nr {
     /// `send_event` to one of the process's own queues: `rdi` the queue,
     /// `rsi` a `SharedEventMsg`, `rdx` the vcore suggested.
     pub const SEND_EVENT: u64 = 4;
-    /// Halt until an interrupt (returns at once if a notification is
-    /// pending and enabled).
+    /// Halt until an interrupt; returns at once if `notif_pending` is set
+    /// (whether notifications are enabled or not), or if `rdi` names a
+    /// byte of the process's memory that is non-zero (a futex-like wait on
+    /// a flag that a `WAKE_VCORE` follows).
     pub const HALT: u64 = 5;
     /// Map a zeroed page; its address.
     pub const PAGE_ALLOC: u64 = 6;

@@ -146,7 +146,13 @@ extern "C" fn uthread_main(v: u64) -> ! {
         match step {
             Step::Busy => {}
             Step::Idle if recovered > 0 => {}
-            Step::Idle => syscall::halt(),
+            Step::Idle => {
+                if hostile {
+                    // It never drains: a pending flag would end every halt.
+                    vcpd.notif_pending.store(false, Ordering::Relaxed);
+                }
+                syscall::halt();
+            }
             Step::Yield => yield_vcore(receiver, vcpd, v),
         }
     }

@@ -38,6 +38,10 @@ impl VcoreRuntime for UserRt {
         // free; nothing to do about it here.
         let _ = syscall::page_free(page);
     }
+
+    fn vcore_id(&self) -> u32 {
+        tls().vcoreid.load(Ordering::Relaxed)
+    }
 }
 
 /// A receiver over this process's procdata: what its vcores use.

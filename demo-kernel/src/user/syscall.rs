@@ -59,9 +59,17 @@ pub fn send_event(queue: usize, msg_addr: usize, vcoreid: u32) -> Result<u64, Er
     ))
 }
 
-/// Halts until an interrupt.
+/// Halts until an interrupt (at once if an event is pending).
 pub fn halt() {
     raw(nr::HALT, 0, 0, 0);
+}
+
+/// Halts until an interrupt, unless the byte at `flag` (the process's own
+/// memory) is non-zero or an event is pending: the kernel checks both with
+/// interrupts off before it halts, so a wake-up IPI sent after the flag
+/// was set cannot be missed.
+pub fn halt_unless(flag: usize) {
+    raw(nr::HALT, flag as u64, 0, 0);
 }
 
 /// A zeroed page mapped into the process.

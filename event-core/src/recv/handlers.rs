@@ -88,6 +88,8 @@ pub const HANDLERS_PER_TYPE: usize = 8;
 pub struct HandlerTable<R> {
     table: spin::RwLock<[Vec<Handler<R>, HANDLERS_PER_TYPE>; MAX_NR_EVENT]>,
     next_id: AtomicU32,
+    /// Queues `handle_events` services too (see `watch.rs`).
+    pub(super) watched: super::watch::WatchList,
 }
 
 impl<R> fmt::Debug for HandlerTable<R> {
@@ -105,6 +107,7 @@ impl<R: super::VcoreRuntime> HandlerTable<R> {
         let table = Self {
             table: spin::RwLock::new(core::array::from_fn(|_| Vec::new())),
             next_id: AtomicU32::new(0),
+            watched: super::watch::WatchList::new(),
         };
         table
             .register(EV_EVENT, super::handle_indir as HandlerFn<R>, 0)

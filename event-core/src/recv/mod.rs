@@ -10,15 +10,23 @@
 //! - [`recover_public_mbox`](Receiver::recover_public_mbox): drain another
 //!   (preempted) vcore's public mailbox;
 //! - set mailboxes and queues up ([`setup`]) and yield without losing
-//!   messages ([`yielding`]).
+//!   messages ([`yielding`]);
+//! - take messages in batches from any mailbox
+//!   ([`extract_batch`](Receiver::extract_batch)), and block a thread on
+//!   several queues with a deadline ([`wait`]); service *watched* queues,
+//!   whose bare `IPI` alerts would otherwise reach nobody
+//!   ([`HandlerTable::watch`]).
 //!
 //! The process trusts its own shared memory, so this side follows the
 //! addresses it finds there directly, as C code would. That trust is a
 //! promise the process makes once, when it creates its [`Receiver`]
 //! (an `unsafe` constructor: see its `# Safety`).
 
+mod drain;
 mod handlers;
 pub mod setup;
+pub mod wait;
+mod watch;
 pub mod yielding;
 
 use core::fmt;
@@ -27,6 +35,7 @@ pub use handlers::{HANDLERS_PER_TYPE, Handler, HandlerFn, HandlerId, HandlerTabl
 use log::warn;
 use vcpd_abi::sync::{AtomicUsize, Ordering, fence};
 use vcpd_abi::{EventMbox, EventMsg, EventQueue, MAX_NR_EVENT, MboxRef, ProcDataN, UserAddr, Vcpd};
+pub use watch::{WATCHED_QUEUES, WatchError};
 
 use crate::ids::VcoreId;
 
@@ -40,6 +49,12 @@ pub trait VcoreRuntime {
     fn alloc_page(&self) -> Option<usize>;
     /// Gives a page back (a UCQ returning a surplus page).
     fn free_page(&self, page: usize);
+    /// The vcore the calling code runs on (Akaros's `vcore_id()`),
+    /// recorded as the holder of a mailbox's consumer lock (`u_lock`) so
+    /// that a waiter can tell whom it waits for. Default: 0.
+    fn vcore_id(&self) -> u32 {
+        0
+    }
 }
 
 /// Adapts a [`VcoreRuntime`] to the mailbox crates' consumer traits.
@@ -52,11 +67,17 @@ impl<R: VcoreRuntime> ucq::ConsumerHost for Adapt<'_, R> {
     fn free_page(&self, page: usize) {
         self.0.free_page(page);
     }
+    fn vcore_id(&self) -> u32 {
+        self.0.vcore_id()
+    }
 }
 
 impl<R: VcoreRuntime> ceq::ConsumerHost for Adapt<'_, R> {
     fn relax(&self) {
         self.0.relax();
+    }
+    fn vcore_id(&self) -> u32 {
+        self.0.vcore_id()
     }
 }
 
@@ -93,10 +114,11 @@ impl<'a, R: VcoreRuntime> Receiver<'a, R> {
     /// that they are *the process's own memory* in this sense: every
     /// address reachable from `procdata` (the queues in `kernel_evts`, the
     /// queue named by an indirection in a VCPD mailbox, a queue's
-    /// `ev_mbox` and `ev_handler`, a UCQ's pages, a CEQ's arrays) was
-    /// stored by the set-up functions of [`setup`] (or equivalent code),
-    /// points at live memory of the type it is used as, mapped readable and
-    /// writable, and stays so for as long as the receiver is used. A
+    /// `ev_mbox`, `ev_handler` and `ev_udata`, a UCQ's pages, a CEQ's
+    /// arrays) was stored by the set-up functions of [`setup`] and
+    /// [`wait`] (or equivalent code), points at live memory of the type it
+    /// is used as, mapped readable and writable, and stays so for as long
+    /// as the receiver is used. A
     /// process that keeps its queues for its whole life and sets them up
     /// only through [`setup`] meets this.
     pub unsafe fn new<const V: usize>(
@@ -189,7 +211,9 @@ impl<'a, R: VcoreRuntime> Receiver<'a, R> {
     }
 
     /// The vcore's event entry: clear `notif_pending`, then drain the
-    /// private and the public VCPD mailbox. Returns messages handled.
+    /// private and the public VCPD mailbox, then handle the watched queues
+    /// that hold messages ([`HandlerTable::watch`]). Returns messages
+    /// handled.
     ///
     /// ```
     /// use event_core::abi::{EventMsg, EvqFlags};
@@ -217,6 +241,7 @@ impl<'a, R: VcoreRuntime> Receiver<'a, R> {
         vcpd.notif_pending.swap(false, Ordering::AcqRel);
         self.handle_mbox(vcoreid, &vcpd.ev_mbox_private)
             + self.handle_mbox(vcoreid, &vcpd.ev_mbox_public)
+            + self.handle_watched(vcoreid)
     }
 
     /// Drains another vcore's public mailbox (preemption recovery: its

@@ -384,6 +384,9 @@ impl VcoreRuntime for ToyHost {
         self.arena.alloc_page()
     }
     fn free_page(&self, page: usize) {
-        self.arena.free_page(page);
+        // The process unmapped a page: credit the UCQ page budget.
+        if self.arena.free_page(page) {
+            self.events.stats().ucq.page_returned();
+        }
     }
 }

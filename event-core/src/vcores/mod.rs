@@ -130,6 +130,12 @@ pub trait VcoreLists {
 
 /// The process lock, and the transition the send path itself makes.
 pub trait ProcControl {
+    /// The calling CPU's index (the host's numbering, unique per CPU). Two
+    /// sends never run at once with the same index (a kernel that preempts
+    /// kernel code keeps preemption off around a send, or gives threads
+    /// indices of their own): the per-CPU counters rely on it, and the lock
+    /// uses it to tell re-entry from contention.
+    fn cpu_index(&self) -> usize;
     /// Runs `f` with the lock held: lists, mappings and state stay put.
     /// Fails, without running `f`, if this CPU already holds the lock.
     fn with_lock<R>(&self, f: impl FnOnce() -> R) -> Result<R, LockHeld>;

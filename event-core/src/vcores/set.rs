@@ -632,6 +632,11 @@ impl<const N: usize, L: RawLock> VcoreLists for VcoreSet<N, L> {
 }
 
 impl<const N: usize, L: RawLock> ProcControl for VcoreSet<N, L> {
+    #[inline]
+    fn cpu_index(&self) -> usize {
+        (self.cpu_index)()
+    }
+
     fn with_lock<R>(&self, f: impl FnOnce() -> R) -> Result<R, LockHeld> {
         self.locked(|_| f())
     }

@@ -67,6 +67,9 @@ impl VcoreLists for MockVcores {
 }
 
 impl ProcControl for MockVcores {
+    fn cpu_index(&self) -> usize {
+        self.set.cpu_index()
+    }
     fn with_lock<R>(&self, f: impl FnOnce() -> R) -> Result<R, LockHeld> {
         self.set.with_lock(f)
     }
@@ -295,6 +298,9 @@ impl VcoreRuntime for MockProc {
     }
     fn free_page(&self, page: usize) {
         self.arena.free_page(page);
+        // The kernel sees the page come back (an unmap): it no longer counts
+        // against the process's UCQ page budget.
+        self.events.stats().ucq.page_returned();
     }
 }
 
@@ -324,6 +330,11 @@ unsafe impl UserMemory for BareUcqHost<'_> {
 impl ucq::UserPageAlloc for BareUcqHost<'_> {
     fn alloc_user_page(&self) -> Option<usize> {
         self.proc.arena.alloc_page()
+    }
+    /// The benchmark's process half does not report returned pages; the
+    /// arena's size bounds it instead (as `ucq::ArenaHost` does).
+    fn ucq_page_budget(&self) -> u64 {
+        u64::MAX
     }
 }
 

@@ -426,6 +426,10 @@ impl VcoreRuntime for Sim {
         self.arena.alloc_page()
     }
     fn free_page(&self, page: usize) {
-        self.arena.free_page(page);
+        // The process unmaps a page: the kernel credits the UCQ page budget
+        // (what a kernel does when the process gives memory back).
+        if self.arena.free_page(page) {
+            self.stats().ucq.page_returned();
+        }
     }
 }
