@@ -5,43 +5,20 @@
 //! ISO `scripts/demo.sh --iso` builds), starts every CPU the ACPI MADT
 //! lists, checks the platform, runs the event scenarios and leaves QEMU
 //! with a pass/fail status (on a real machine it halts after the verdict).
-//! The platform, one concept per module:
+//! The source, by what a kernel author looks for:
 //!
-//! | module | what |
+//! | directory | what |
 //! |---|---|
-//! | [`boot`] (+ `asm/boot.S`) | Multiboot header, 32-bit entry, page tables, long mode |
-//! | [`multiboot`] | the loader's memory map and command line |
-//! | [`console`] | `print!`/`println!` to every output device there is |
-//! | [`serial`], [`vga`] | the devices: COM1 (`uart_16550`), the VGA text screen |
-//! | [`klog`] | the `log` backend |
-//! | [`qemu`] | leaving QEMU with a status (`isa-debug-exit`) |
-//! | [`percpu`] | per-CPU data found through GS, stacks |
-//! | [`gdt`] | per-CPU GDT and TSS with IST stacks |
-//! | [`idt`] (+ `asm/isr.S`), [`exceptions`] | entry stubs, dispatch, handler registration, fatal reports |
-//! | [`memory`] | the 4 KiB frame allocator |
-//! | [`user_region`] | the process's memory: bounds and a page allocator |
-//! | [`madt`] | the CPUs and their APIC ids, from the ACPI MADT (`acpi`) |
-//! | [`fwcfg`] | QEMU's CPU count, a cross-check of the MADT |
-//! | [`lapic`] | the x2APIC (through the `apic` crate): IPIs, EOI, timer |
-//! | [`time`] | TSC calibration, delays, the periodic tick |
-//! | [`smp`] (+ `asm/trampoline.S`) | INIT-SIPI-SIPI and the AP entry |
-//! | [`jobs`] | running a function on another CPU |
-//! | [`checks`] | the platform self-checks |
-//!
-//! The process model on top of it, which is what adopting the crates takes:
-//!
-//! | module | what |
-//! |---|---|
-//! | [`uspace`] | a process's range of the user region: bounds check, pages |
-//! | [`process`] | a process: state, vcore lists, the process lock, yield, preempt, restart, wakeup |
-//! | [`proc_ops`] | `ProcOps` and the memory traits for a process (the adoption in one file) |
-//! | [`sched`] | pcores: APs running vcores; notification and preemption IPIs; the timer-driven scheduler |
-//! | [`runtime`] | the process's runtime for event-core's receive half; its `malloc` |
-//! | [`vcore`] | vcore code: come online, handle events, recover preempted peers, yield |
+//! | [`platform`] | boot, CPU set-up, interrupts and the ring-3 entry/exit, memory, console, ACPI, SMP: what any kernel needs |
+//! | [`process`] | the process model that adopts the crates: [`process::proc_ops`] (the host traits), [`process::address_space`] (page tables, the user-memory check), the process and its vcores, the pcores and scheduler, ring-3 traps, system calls, faults |
+//! | [`user`] | the process's side, in ring 3: the vcore entry (the upcall), the uthread, the receive loop, the runtime, system-call stubs |
 //! | [`scenarios`] | the nine event-delivery scenarios |
 //!
-//! Memory model: physical memory below 4 GiB is identity-mapped (see
-//! [`boot`]), so physical addresses are kernel pointers.
+//! Memory model: physical memory below 4 GiB is identity-mapped in the
+//! kernel's tables (see [`platform::boot`]), so physical addresses are
+//! kernel pointers; each process has its own tables, in which its pages are
+//! mapped user-accessible at the same addresses and the kernel
+//! supervisor-only ([`process::address_space`]).
 
 #![no_std]
 #![no_main]

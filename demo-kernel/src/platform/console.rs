@@ -5,7 +5,7 @@
 //! without one, the screen shows the same lines. Every CPU prints through
 //! one [`spin::Mutex`], taken with interrupts disabled, so an interrupt
 //! handler that prints cannot deadlock against the code it interrupted on
-//! the same CPU. [`print!`] and [`println!`] format straight into the
+//! the same CPU. [`print!`](crate::print) and [`println!`](crate::println) format straight into the
 //! devices, with no buffer.
 //!
 //! The panic path uses [`panic_writer`], which steals the serial port if
