@@ -15,9 +15,12 @@
 //! TLS block; the entry then handles the message and pops the saved
 //! context. The differences are the latencies (under TCG they measure the
 //! emulator, not hardware: printed, not judged). The entry also records
-//! the CS it runs with: the line reports it (RPL 3: ring 3). PASS if every
-//! notification reached both, every message was then handled by its vcore,
-//! and every vcore entry ran at CPL 3.
+//! the CS it runs with: the line reports it (RPL 3: ring 3). A vcore the
+//! tick woke may be in a program step (notifications off) when a send
+//! comes: the sender then sends no IPI and the vcore finds the message
+//! itself; such sends are counted, not timed. PASS if every notification
+//! reached the vcore entry (most of them by an IPI), every message was
+//! then handled by its vcore, and every vcore entry ran at CPL 3.
 
 use core::fmt::Write;
 use core::sync::atomic::Ordering;
@@ -73,6 +76,7 @@ pub(super) fn run(r: &mut Report) {
     let mut samples = SAMPLES.lock();
     let [irq, entry] = &mut *samples;
     let mut arrived = 0;
+    let mut timed = 0;
     let mut send_errors = 0;
     for i in 0..n {
         let v = i as u32 % n_vc;
@@ -95,19 +99,23 @@ pub(super) fn run(r: &mut Report) {
         );
         // Spin (not halt): the measurement wants the kernel CPU awake.
         let deadline = time::now_ns() + 1_000_000_000;
-        let done = || {
-            pc.notify_irqs.load(Ordering::Acquire) != irqs
-                && tls.entries.load(Ordering::Acquire) != entries
-        };
-        while !done() && time::now_ns() < deadline {
+        let entered = || tls.entries.load(Ordering::Acquire) != entries;
+        while !entered() && time::now_ns() < deadline {
             core::hint::spin_loop();
         }
-        if !done() {
+        if !entered() {
             break;
         }
-        irq[arrived] = pc.notify_tsc.load(Ordering::Relaxed).saturating_sub(t0);
-        entry[arrived] = tls.entry_tsc.load(Ordering::Relaxed).saturating_sub(t0);
         arrived += 1;
+        // The sender interrupts a vcore only if it has notifications
+        // enabled; one that woke (its tick) and was in a program step found
+        // the message itself, by its `notif_pending`: no IPI to time.
+        if pc.notify_irqs.load(Ordering::Acquire) == irqs {
+            continue;
+        }
+        irq[timed] = pc.notify_tsc.load(Ordering::Relaxed).saturating_sub(t0);
+        entry[timed] = tls.entry_tsc.load(Ordering::Relaxed).saturating_sub(t0);
+        timed += 1;
     }
     let handled = wait_until(5_000, || TALLY_A.unique() >= arrived as u64);
     common::end(p, r);
@@ -120,13 +128,14 @@ pub(super) fn run(r: &mut Report) {
     // `USER_CS`, 0x23; a hypervisor may run ring 3 on one of its own.)
     let ring3 = cs.iter().all(|&c| c & 3 == 3);
 
-    let (imin, imed, ip99) = stats(&mut irq[..arrived]);
-    let (emin, emed, ep99) = stats(&mut entry[..arrived]);
+    let (imin, imed, ip99) = stats(&mut irq[..timed]);
+    let (emin, emed, ep99) = stats(&mut entry[..timed]);
     let mhz = (time::tsc_hz() / 1_000_000).max(1);
     let _ = write!(
         r,
-        "{arrived}/{n} notifications arrived; TSC cycles min / median / p99: send to IPI \
-         handler {imin} / {imed} / {ip99}, send to ring-3 vcore entry {emin} / {emed} / {ep99} \
+        "{arrived}/{n} notifications reached the ring-3 vcore entry, {timed} by an IPI; TSC \
+         cycles min / median / p99: send to IPI handler {imin} / {imed} / {ip99}, send to \
+         ring-3 vcore entry {emin} / {emed} / {ep99} \
          (TSC {mhz} MHz: {} / {} / {} ns); messages handled {}; vcore entries ran at CS {:#x} \
          (CPL {})",
         emin * 1000 / mhz,
@@ -140,8 +149,9 @@ pub(super) fn run(r: &mut Report) {
     r.check(send_errors == 0, "a send was dropped");
     r.check(
         arrived == n,
-        "a notification did not reach the handler and the vcore entry within 1 s",
+        "a notification did not reach the vcore entry within 1 s",
     );
+    r.check(timed > n / 2, "most notifications went without an IPI");
     r.check(handled, "a notified message was not handled");
     r.check(ring3, "a vcore entry did not run at CPL 3");
 }
