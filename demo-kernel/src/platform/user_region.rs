@@ -89,10 +89,21 @@ pub fn alloc_page() -> Option<usize> {
 }
 
 /// Allocates `npages` contiguous, zeroed user pages (first fit) and returns
-/// the user address of the first, or `None` if no such run is free. The
-/// demo gives each process its own range this way (process.rs), so each
-/// has its own bounds check inside the region.
+/// the user address of the first, or `None` if no such run is free.
 pub fn alloc_range(npages: usize) -> Option<usize> {
+    let addr = reserve_range(npages)?;
+    // SAFETY: as in `alloc_page`: inside the region, reserved RAM, and the
+    // run was free, so nobody else uses these pages.
+    unsafe { core::ptr::write_bytes(addr as *mut u8, 0, npages * PAGE_SIZE) };
+    Some(addr)
+}
+
+/// Reserves `npages` contiguous user pages (first fit) *without* zeroing
+/// them, and returns the user address of the first: for a caller that
+/// zeroes each page before it hands it out (a process's address space
+/// gets its run this way; under a shadow-paging hypervisor, touching pages
+/// it never uses costs a fault each).
+pub fn reserve_range(npages: usize) -> Option<usize> {
     if npages == 0 || npages > NPAGES {
         return None;
     }
@@ -114,11 +125,7 @@ pub fn alloc_range(npages: usize) -> Option<usize> {
         }
         None
     })?;
-    let addr = USER_BASE + first * PAGE_SIZE;
-    // SAFETY: as in `alloc_page`: inside the region, reserved RAM, and the
-    // run was free, so nobody else uses these pages.
-    unsafe { core::ptr::write_bytes(addr as *mut u8, 0, npages * PAGE_SIZE) };
-    Some(addr)
+    Some(USER_BASE + first * PAGE_SIZE)
 }
 
 /// Returns the user page at `addr` to the region. The kernel never holds

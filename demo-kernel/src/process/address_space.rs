@@ -173,7 +173,8 @@ impl AddressSpace {
             "an address space holds at most {MAX_PAGES} pages"
         );
         let extra = if guards { 2 } else { 0 };
-        let start = user_region::alloc_range(npages + extra)
+        // Not zeroed here: `alloc` zeroes each page it hands out.
+        let start = user_region::reserve_range(npages + extra)
             .unwrap_or_else(|| panic!("user region: no {npages} contiguous pages left"));
         let base = if guards { start + PAGE_SIZE } else { start };
         Self {

@@ -760,6 +760,11 @@ pub(super) fn run(r: &mut Report) {
     match p.death() {
         Some(d @ Death::Fault { .. }) => {
             let _ = fault::describe(r, p, &d);
+            let _ = write!(
+                r,
+                " (its vcores faulted {} times before they stopped)",
+                p.counters.faults.load(Ordering::Relaxed)
+            );
         }
         d => {
             let _ = write!(r, "{d:?} (not a fault)");
