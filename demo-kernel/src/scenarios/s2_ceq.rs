@@ -138,8 +138,8 @@ pub(super) fn run(r: &mut Report) {
     let parked = wait_until(1_000, || {
         sched::pcores().all(|(_, c)| c.assigned().is_none_or(|_| c.is_parked()))
     });
-    for idx in 0..16 {
-        expected[2][idx] += 1;
+    for (idx, total) in expected[2].iter_mut().enumerate().take(16) {
+        *total += 1;
         let msg = EventMsg::new(idx as u16).with_arg2(1);
         if send_event(p, UserAddr::new(addrs[2]), &msg, VcoreId::ZERO).is_err() {
             send_errors += 1;
