@@ -194,11 +194,6 @@ impl AddressSpace {
         }
     }
 
-    /// The top-level table (what CR3 holds while the process runs).
-    pub fn pml4(&self) -> PhysFrame {
-        self.pml4
-    }
-
     /// Loads these tables on this CPU.
     pub fn activate(&self) {
         load(self.pml4);

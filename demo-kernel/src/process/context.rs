@@ -128,7 +128,7 @@ pub fn vcore_entry(vcpd: &Vcpd, v: u32) -> Option<InterruptFrame> {
     )
 }
 
-/// Points this CPU's FS base at vcore's TLS block, as its VCPD advertises
+/// Points this CPU's FS base at the vcore's TLS block, as its VCPD advertises
 /// it (a non-canonical value becomes 0: writing it would fault in ring 0).
 pub fn load_tls(vcpd: &Vcpd) {
     let tls = vcpd.vcore_tls_desc.load(Ordering::Relaxed) as u64;

@@ -37,7 +37,9 @@ pub fn handle(p: &Process, v: u32, frame: &mut InterruptFrame) {
         nr::POP_UTHREAD => return pop_uthread(p, v, frame, a, b),
         nr::SELF_NOTIFY => {
             if let Some(vcpd) = p.vcpd(v) {
-                vcpd.notif_pending.store(true, Ordering::Release);
+                // A swap, as every write of the flag (event-core's
+                // `handle_events` relies on their total order).
+                vcpd.notif_pending.swap(true, Ordering::AcqRel);
             }
             Ok(0)
         }

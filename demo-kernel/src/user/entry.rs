@@ -149,7 +149,7 @@ extern "C" fn uthread_main(v: u64) -> ! {
             Step::Idle => {
                 if hostile {
                     // It never drains: a pending flag would end every halt.
-                    vcpd.notif_pending.store(false, Ordering::Relaxed);
+                    vcpd.notif_pending.swap(false, Ordering::AcqRel);
                 }
                 syscall::halt();
             }

@@ -71,11 +71,6 @@ pub(super) fn current(pb: &ProcBlock) -> &'static dyn VcoreProgram {
     unsafe { *core::ptr::with_exposed_provenance::<&'static dyn VcoreProgram>(addr) }
 }
 
-/// The vcore running this code.
-pub fn current_vcore() -> u32 {
-    runtime::vcore_id().get()
-}
-
 /// Whose public mailbox the running vcore `v` is draining now: another
 /// vcore's during preemption recovery, else its own.
 pub fn mailbox_owner(v: u32) -> u32 {
