@@ -68,6 +68,10 @@ pub struct PerCpu {
     pub(crate) resume_rsp: AtomicU64,
     /// Top of the trap stack ([`Self::trap_stack_top`]), for that assembly.
     pub(crate) trap_top: AtomicU64,
+    /// The page tables this CPU runs on (their top-level table's address;
+    /// 0: the kernel's, which it starts on): process/address_space.rs
+    /// keeps it, so that no one needs to read CR3.
+    pub(crate) tables: AtomicU64,
 }
 
 impl PerCpu {
@@ -85,6 +89,7 @@ impl PerCpu {
             lapic: CpuLocal::new(index),
             resume_rsp: AtomicU64::new(0),
             trap_top: AtomicU64::new(0),
+            tables: AtomicU64::new(0),
         }
     }
 

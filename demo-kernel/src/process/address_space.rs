@@ -42,6 +42,7 @@
 //! tables, not a second bookkeeping of bounds.
 
 use core::ptr::NonNull;
+use core::sync::atomic::Ordering;
 
 use spin::{Mutex, Once, RwLock};
 use x86_64::instructions::interrupts;
@@ -54,7 +55,7 @@ use x86_64::{PhysAddr, VirtAddr};
 
 use crate::platform::memory::{self, GlobalFrames};
 use crate::platform::user_region::{self, PAGE_SIZE};
-use crate::platform::{boot, cpu};
+use crate::platform::{boot, cpu, percpu};
 
 /// The most pages one address space holds (32 MiB).
 pub const MAX_PAGES: usize = 8192;
@@ -80,18 +81,47 @@ pub fn activate_kernel() {
     load(kernel_pml4());
 }
 
+/// The tables this CPU runs on, as [`load`] last loaded them (0: the
+/// kernel's, which every CPU starts on). Kept per CPU because reading CR3
+/// traps under a hypervisor that shadows page tables, and every send asks.
+fn loaded() -> u64 {
+    percpu::current().tables.load(Ordering::Relaxed)
+}
+
 fn load(pml4: PhysFrame) {
-    if Cr3::read().0 != pml4 {
+    let want = pml4.start_address().as_u64();
+    let now = match loaded() {
+        0 => kernel_pml4().start_address().as_u64(),
+        t => t,
+    };
+    if now != want {
         // SAFETY: both the kernel's tables and every process's map the
         // kernel (text, data, stacks, frames) at the same addresses with the
         // same rights, so the code and data in use stay where they are.
         unsafe { Cr3::write(pml4, Cr3Flags::empty()) };
+        percpu::current().tables.store(want, Ordering::Relaxed);
     }
 }
 
 /// Whether this CPU runs on the kernel's own tables.
 pub fn kernel_active() -> bool {
-    Cr3::read().0 == kernel_pml4()
+    let t = loaded();
+    t == 0 || t == kernel_pml4().start_address().as_u64()
+}
+
+/// Runs `f` on the kernel's own tables, then goes back to the ones this
+/// CPU ran on.
+pub fn with_kernel_tables<R>(f: impl FnOnce() -> R) -> R {
+    interrupts::without_interrupts(|| {
+        let before = match loaded() {
+            0 => kernel_pml4(),
+            t => PhysFrame::containing_address(PhysAddr::new(t)),
+        };
+        activate_kernel();
+        let r = f();
+        load(before);
+        r
+    })
 }
 
 /// A page table in a frame, through the identity map.
@@ -201,7 +231,7 @@ impl AddressSpace {
 
     /// Whether this CPU runs on these tables now.
     pub fn is_active(&self) -> bool {
-        Cr3::read().0 == self.pml4
+        loaded() == self.pml4.start_address().as_u64()
     }
 
     /// The user addresses the space may map.
@@ -223,12 +253,15 @@ impl AddressSpace {
         let end = addr.checked_add(len)?;
         let first = addr & !(PAGE_SIZE - 1);
         let last = end.saturating_sub(1).max(addr) & !(PAGE_SIZE - 1);
-        let ok = interrupts::without_interrupts(|| {
+        // No interrupt handler touches an address space, so its locks are
+        // taken with interrupts on or off alike (`cli`/`sti` trap under a
+        // shadow-paging hypervisor, and every send translates).
+        let ok = {
             let _walk = self.tables.read();
             (first..=last)
                 .step_by(PAGE_SIZE)
                 .all(|page| self.walk(page) == Some(page as u64))
-        });
+        };
         if ok {
             NonNull::new(addr as *mut u8)
         } else {

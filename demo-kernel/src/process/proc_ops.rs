@@ -84,15 +84,7 @@ impl ProcOps for Process {
             return f();
         }
         // Another process's tables: borrow the kernel's for the call.
-        x86_64::instructions::interrupts::without_interrupts(|| {
-            let theirs = x86_64::registers::control::Cr3::read();
-            address_space::activate_kernel();
-            let r = f();
-            // SAFETY: the tables this CPU ran on a moment ago, which map
-            // the kernel like every process's.
-            unsafe { x86_64::registers::control::Cr3::write(theirs.0, theirs.1) };
-            r
-        })
+        address_space::with_kernel_tables(f)
     }
 
     fn in_irq_context(&self) -> bool {
