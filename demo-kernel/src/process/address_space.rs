@@ -39,10 +39,16 @@
 //! level, and map to itself (so the range is one physical run, which the
 //! kernel then uses through its identity map). So what the kernel accepts
 //! is what the MMU would let the process write: the check is the page
-//! tables, not a second bookkeeping of bounds.
+//! tables, not a second bookkeeping of bounds. A page of the space the walk
+//! has accepted is remembered (one bit per page), like a TLB entry: nothing
+//! ever unmaps or downgrades a user page while the process lives, so an
+//! acceptance never goes stale and this "TLB" needs no shootdown. Each page
+//! is walked until it is first accepted, not on every send: reading page
+//! tables is slow under a shadow-paging hypervisor (some 80 µs a walk under
+//! the project's KVM), and a send translates several times.
 
 use core::ptr::NonNull;
-use core::sync::atomic::Ordering;
+use core::sync::atomic::{AtomicU64, Ordering};
 
 use spin::{Mutex, Once, RwLock};
 use x86_64::instructions::interrupts;
@@ -185,6 +191,8 @@ pub struct AddressSpace {
     /// Walks hold it shared; mapping a page holds it alone.
     tables: RwLock<()>,
     pages: Mutex<Pages>,
+    /// Bit per page of the space: the walk accepted it (module docs).
+    accepted: [AtomicU64; WORDS],
 }
 
 impl AddressSpace {
@@ -221,6 +229,7 @@ impl AddressSpace {
                 used: Bits([0; WORDS]),
                 pinned: Bits([0; WORDS]),
             }),
+            accepted: [const { AtomicU64::new(0) }; WORDS],
         }
     }
 
@@ -253,20 +262,43 @@ impl AddressSpace {
         let end = addr.checked_add(len)?;
         let first = addr & !(PAGE_SIZE - 1);
         let last = end.saturating_sub(1).max(addr) & !(PAGE_SIZE - 1);
-        // No interrupt handler touches an address space, so its locks are
-        // taken with interrupts on or off alike (`cli`/`sti` trap under a
-        // shadow-paging hypervisor, and every send translates).
-        let ok = {
-            let _walk = self.tables.read();
-            (first..=last)
-                .step_by(PAGE_SIZE)
-                .all(|page| self.walk(page) == Some(page as u64))
-        };
+        let ok = (first..=last)
+            .step_by(PAGE_SIZE)
+            .all(|page| self.accepted(page) || self.walk_and_remember(page));
         if ok {
             NonNull::new(addr as *mut u8)
         } else {
             None
         }
+    }
+
+    /// The bit of `page` in `accepted` (`None` outside the space).
+    fn bit(&self, page: usize) -> Option<(&AtomicU64, u64)> {
+        let i = page.checked_sub(self.base)? / PAGE_SIZE;
+        (i < self.npages).then(|| (&self.accepted[i / 64], 1 << (i % 64)))
+    }
+
+    /// Whether the walk accepted `page` before.
+    fn accepted(&self, page: usize) -> bool {
+        self.bit(page)
+            .is_some_and(|(w, b)| w.load(Ordering::Relaxed) & b != 0)
+    }
+
+    /// Walks the tables for `page`, and remembers an acceptance of a page of
+    /// the space. (No interrupt handler touches an address space, so its
+    /// locks are taken with interrupts on or off alike: `cli`/`sti` trap
+    /// under a shadow-paging hypervisor.)
+    fn walk_and_remember(&self, page: usize) -> bool {
+        let ok = {
+            let _walk = self.tables.read();
+            self.walk(page) == Some(page as u64)
+        };
+        if ok {
+            if let Some((w, b)) = self.bit(page) {
+                w.fetch_or(b, Ordering::Relaxed);
+            }
+        }
+        ok
     }
 
     /// What the MMU does for a ring-3 write to `page`: the physical address
@@ -320,7 +352,9 @@ impl AddressSpace {
             mapper.map_to_with_table_flags(page, frame, flags, parents, &mut GlobalFrames)
         } {
             // A new mapping of a page that was not present: no CPU can hold
-            // a stale translation of it, so nothing to flush.
+            // a stale translation of it, so nothing to flush. (Nothing here
+            // ever unmaps or downgrades a user page: `accepted` and the
+            // kernel pointers `translate` returned rely on it.)
             Ok(flush) => flush.ignore(),
             Err(MapToError::PageAlreadyMapped(_)) => {}
             Err(e) => panic!("mapping user page {addr:#x}: {e:?}"),
