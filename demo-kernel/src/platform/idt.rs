@@ -5,7 +5,8 @@
 //! [`dispatch`] with the vector and an [`InterruptFrame`]. One IDT is shared
 //! by all CPUs.
 //!
-//! - Vectors 0..32 are CPU exceptions: fatal, reported by exceptions.rs.
+//! - Vectors 0..32 are CPU exceptions: in ring 0 fatal, reported by
+//!   exceptions.rs; in ring 3 the user hook's (below).
 //!   Double fault, NMI and machine check run on IST stacks (gdt.rs).
 //! - [`SYSCALL_VECTOR`] (3, the breakpoint: `int3`) is the system-call
 //!   gate, the only one open to ring 3 (DPL 3; any other `int n` from ring
