@@ -30,7 +30,7 @@ open(f, "w").write(s.replace(old, new, 1))
 PY
     local out
     if out=$(RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=2 \
-        cargo test -q --release --target-dir "$root/target/loom-mutants" -p event-core --test "$test" 2>&1); then
+        cargo test --release --target-dir "$root/target/loom-mutants" -p event-core --test "$test" 2>&1); then
         echo "SURVIVED  $name"
         survivors=$((survivors + 1))
     else
