@@ -90,6 +90,6 @@ impl VcoreRuntime for Runtime {
     }
 
     fn free_page(&self, page: usize) {
-        let _ = self.process().space().free_page(page);
+        let _ = self.process().free_user_page(page);
     }
 }

@@ -448,6 +448,18 @@ impl Process {
         &self.space
     }
 
+    /// The process gives a page back. The kernel credits the UCQ page
+    /// budget (`ucq::UserPageAlloc::ucq_page_budget` limits the pages the
+    /// producers may allocate for it that it has not returned).
+    pub fn free_user_page(
+        &self,
+        addr: usize,
+    ) -> Result<(), crate::process::address_space::FreeError> {
+        self.space().free_page(addr)?;
+        self.stats().ucq.page_returned();
+        Ok(())
+    }
+
     /// The guard pages just below and above its space (0 if none).
     pub fn guard_pages(&self) -> [usize; 2] {
         self.space.guard_pages()

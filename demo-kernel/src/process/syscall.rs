@@ -48,7 +48,7 @@ pub fn handle(p: &Process, v: u32, frame: &mut InterruptFrame) {
         nr::PAGE_ALLOC => p.space().alloc_page().map(|a| a as u64).ok_or(Errno::NoMem),
         nr::PAGE_FREE => usize::try_from(a)
             .ok()
-            .and_then(|a| p.space().free_page(a).ok())
+            .and_then(|a| p.free_user_page(a).ok())
             .map(|()| 0)
             .ok_or(Errno::Inval),
         nr::WAKE_VCORE => u32::try_from(a)
