@@ -44,6 +44,16 @@ pub trait UcqLocks {
     /// If sends can happen with interrupts enabled and interrupt handlers can
     /// also send, the implementation must disable interrupts while held.
     fn with_ucq_lock<R>(&self, key: usize, f: impl FnOnce() -> R) -> R;
+
+    /// The index of the CPU this send runs on, if the kernel numbers them
+    /// (e.g. from 0 up): [`UcqStats`](crate::UcqStats) then counts the
+    /// send on that CPU's own cache line rather than on one every sending
+    /// CPU writes. Any value is safe (counts stay exact); indices of
+    /// [`UCQ_STAT_SHARDS`](crate::UCQ_STAT_SHARDS) or more share
+    /// the common counter. Default: `None`, the common counter.
+    fn cpu_index(&self) -> Option<usize> {
+        None
+    }
 }
 
 /// Everything the producer needs.

@@ -16,6 +16,7 @@
 #![cfg_attr(not(any(feature = "testing", test)), no_std)]
 
 pub mod consumer;
+mod hint;
 pub mod host;
 pub mod locks;
 pub mod producer;
@@ -28,7 +29,15 @@ pub use consumer::{Consumer, InitError, init, is_empty};
 pub use host::{ConsumerHost, ProducerHost, UCQ_PAGE_BUDGET, UcqLocks, UserPageAlloc};
 pub use locks::HashLocks;
 pub use producer::{SendError, send};
-pub use stats::{UcqStats, UcqStatsSnapshot};
+pub use stats::{UCQ_STAT_SHARDS, UcqStats, UcqStatsSnapshot};
 
 #[cfg(all(any(feature = "testing", test), not(loom)))]
 pub use arena_host::ArenaHost;
+
+#[doc(hidden)]
+pub static XP: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(0);
+#[doc(hidden)]
+#[inline(always)]
+pub fn xp(bit: u32) -> bool {
+    XP.load(core::sync::atomic::Ordering::Relaxed) & (1 << bit) != 0
+}
