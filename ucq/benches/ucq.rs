@@ -5,17 +5,21 @@
 //!
 //! Contenders, all carrying the same 24-byte `EventMsg`: the UCQ drained one
 //! message per claim (`try_recv`, the baseline of every case) and in batches
-//! of up to 16 (`try_recv_batch`); crossbeam's bounded `ArrayQueue(1024)`
-//! (a ring: the floor for the single-thread pattern), crossbeam's
-//! `SegQueue` and `concurrent_queue::ConcurrentQueue::unbounded`.
+//! of up to 16 (`try_recv_batch`); crossbeam's bounded `ArrayQueue(1024)`,
+//! crossbeam's `SegQueue` and `concurrent_queue::ConcurrentQueue::unbounded`.
 //!
 //! Cases: one thread sending 8 and receiving 8 in turn; 1 producer / 1
 //! consumer; 2 / 2; 4 / 1. Each trial runs every contender once, in an
 //! order that rotates from trial to trial, so the machine's drift hits all
-//! of them alike; the report gives each contender's median over trials,
+//! of them alike. The report gives each contender's median over trials,
 //! the p10-p90 spread over trials (linear interpolation between the sorted
 //! trials), the ratio to the baseline and, for the UCQ rows, the best
-//! peer's median over ours (> 1: the UCQ is faster). One
+//! peer's median over ours (> 1: the UCQ is faster). The peers are the
+//! unbounded queues, and `ArrayQueue` too in the single-thread case (a
+//! ring: the floor for that access pattern). With threads, a bounded ring
+//! is another contest (a full ring stops its producers, so it never grows
+//! past 32 KiB and never runs into the cache misses of a growing queue):
+//! there it is a reference row, not a peer. One
 //! `BENCH<TAB>ucq<TAB>case / contender<TAB>median<TAB>ns/msg<TAB>ratio to
 //! baseline<TAB>vs best peer<TAB>spread` line per row is for
 //! `scripts/bench.sh`.
@@ -23,20 +27,35 @@
 //! What the UCQ's host does here, and why:
 //! - The "kernel" checks every address through the test arena
 //!   (`UserArena::translate`), as a kernel does; the UCQ head is checked
-//!   once per thread, as event-core checks it once per send.
+//!   once per thread, as event-core checks it once per send. Each thread is
+//!   a "CPU" to `UcqStats` (`UcqLocks::cpu_index`).
 //! - Pages: the arena is touched before a trial (no first-touch faults), and
 //!   a page the consumer gives back goes to a pool the producer's page
 //!   allocator takes from (zeroing it), instead of the arena's
-//!   `free_page`, which `mprotect`s it: a system call and, with two threads,
-//!   a TLB shootdown per page, which the peers' allocators never pay and
-//!   which made the single-claim case swing between runs (see the README).
-//! - Waiting: the consumer's `relax` pauses and yields the thread every 32nd
-//!   call, and the page-switch lock is a `std` mutex: with more threads than
-//!   the machine's 2 cores, a thread must not spin through the time slice of
-//!   the one it waits for (the peers' own back-off yields too). A kernel
-//!   producer is never preempted holding the lock; benchmark threads are.
-//! - Counters the harness updates on every batch (`done`) and the UCQ's
-//!   kernel-side statistics sit on cache lines of their own.
+//!   `free_page`, which `mprotect`s it: a system call and, with two
+//!   threads, a TLB shootdown per page, which the peers' allocators never
+//!   pay (see the README).
+//! - Waiting: the consumer's `relax` pauses and yields the thread every
+//!   32nd call, and the page-switch lock is a `std` mutex: with more
+//!   threads than the machine's cores, a thread must not spin through the
+//!   time slice of the one it waits for (the peers' own back-off yields
+//!   too). A kernel producer is never preempted holding the lock; benchmark
+//!   threads are.
+//! - A consumer that has drained the queue backs off (64 pauses, and a
+//!   yield every 16th time) before polling again, whatever the queue: an
+//!   event consumer is notified, it does not spin on an empty mailbox. A
+//!   pop that found nothing tells it so; so does a batch drain that came
+//!   back short, which `try_recv_batch` does only when it found no more
+//!   messages published.
+//! - Counters the harness updates on every batch and the UCQ's kernel-side
+//!   statistics sit on cache lines of their own.
+//!
+//! For profiling: `UCQ_BENCH_CASE=<text>` runs only the cases whose name
+//! contains it, `UCQ_BENCH_ONLY=<text>` only those contenders,
+//! `UCQ_BENCH_TRIALS=<n>` sets the trials, and `UCQ_BENCH_VERBOSE=1`
+//! prints every threaded trial: its time, when the producers were done,
+//! messages per claim, and the UCQ's page switches and allocations (a
+//! queue that grew allocated pages; one that kept up recycled its spare).
 
 #![allow(missing_docs)] // a benchmark binary
 #![allow(clippy::print_stdout)] // it reports by printing
@@ -56,6 +75,15 @@ use vcpd_abi::arena::UserArena;
 use vcpd_abi::sync::AtomicU64;
 use vcpd_abi::ucq::{NR_MSG_PER_PAGE, PAGE_SIZE};
 use vcpd_abi::{EventMsg, Ucq, UserMemory, UserMemoryExt};
+
+static VARIANT: AtomicUsize = AtomicUsize::new(0);
+
+fn variants() -> Vec<usize> {
+    std::env::var("UCQ_VARIANTS")
+        .ok()
+        .map(|v| v.split(',').map(|x| x.parse().unwrap()).collect())
+        .unwrap_or_default()
+}
 
 /// Keeps a value on cache lines of its own (128 bytes: the adjacent-line
 /// prefetcher moves lines in pairs).
@@ -96,7 +124,7 @@ fn backoff(step: &mut u32) {
     if *step % 16 == 0 {
         thread::yield_now();
     } else {
-        for _ in 0..pauses() {
+        for _ in 0..64 {
             std::hint::spin_loop();
         }
     }
@@ -110,7 +138,8 @@ fn backoff(step: &mut u32) {
 struct BenchHost {
     arena: UserArena,
     pool: Padded<Mutex<Vec<usize>>>,
-    lock: Padded<Mutex<()>>,
+    lock: Padded<AtomicBool>,
+    mlock: Padded<Mutex<()>>,
 }
 
 // SAFETY: forwards to `UserArena`, which upholds the contract; pages in
@@ -127,6 +156,9 @@ impl UserPageAlloc for BenchHost {
         match recycled {
             Some(page) => {
                 // The contract: a zeroed page.
+                if VARIANT.load(Ordering::Relaxed) & 4 != 0 {
+                    return Some(page);
+                }
                 for w in self.arena.user_slice::<AtomicU64>(page, PAGE_SIZE / 8)? {
                     w.store(0, Ordering::Relaxed);
                 }
@@ -143,8 +175,28 @@ impl UserPageAlloc for BenchHost {
 
 impl UcqLocks for BenchHost {
     fn with_ucq_lock<R>(&self, _key: usize, f: impl FnOnce() -> R) -> R {
-        let _guard = self.lock.0.lock().unwrap();
-        f()
+        // A kernel's spin lock (test and test-and-set) that lets a
+        // preempted holder run: benchmark threads, unlike a kernel holding
+        // the lock, can be preempted.
+        if VARIANT.load(Ordering::Relaxed) & 1 != 0 {
+            let _g = self.mlock.0.lock().unwrap();
+            return f();
+        }
+        let lock = &self.lock.0;
+        let mut spins = 0u32;
+        while lock.swap(true, Ordering::Acquire) {
+            while lock.load(Ordering::Relaxed) {
+                spins += 1;
+                if spins % 32 == 0 {
+                    thread::yield_now();
+                } else {
+                    std::hint::spin_loop();
+                }
+            }
+        }
+        let r = f();
+        lock.store(false, Ordering::Release);
+        r
     }
 }
 
@@ -192,16 +244,18 @@ impl ucq::ConsumerHost for Waiter<'_> {
     fn relax(&self) {
         let n = self.spins.get().wrapping_add(1);
         self.spins.set(n);
-        if n % yield_every() == 0 {
+        if n % 32 == 0 {
             thread::yield_now();
         } else {
-            for _ in 0..relax_pauses() {
-                std::hint::spin_loop();
-            }
+            std::hint::spin_loop();
         }
     }
 
     fn free_page(&self, page: usize) {
+        if VARIANT.load(Ordering::Relaxed) & 8 != 0 {
+            self.host.arena.free_page(page);
+            return;
+        }
         self.host.pool.0.lock().unwrap().push(page);
     }
 }
@@ -243,7 +297,8 @@ impl<const BATCH: bool> Queue for UcqQueue<BATCH> {
         let host = BenchHost {
             arena,
             pool: Padded(Mutex::new(Vec::new())),
-            lock: Padded(Mutex::new(())),
+            lock: Padded(AtomicBool::new(false)),
+            mlock: Padded(Mutex::new(())),
         };
         let (a, b) = (
             host.alloc_user_page().unwrap(),
@@ -468,12 +523,8 @@ fn mpmc<Q: Queue>(p: usize, c: usize, total: usize) -> f64 {
                         done.0.fetch_add(k, Ordering::Relaxed);
                         nclaims += 1;
                     }
-                    // Same back-off for every queue once the consumer has
-                    // drained it: an empty queue is not polled flat out
-                    // (event consumers are notified, they do not spin on an
-                    // empty mailbox). A pop that found nothing tells it; so
-                    // does a batch drain that came back short, which
-                    // `try_recv_batch` does only when it found nothing more.
+                    // Drained (an empty pop or a short batch): back off,
+                    // the same for every queue (see the top of the file).
                     if k == 0 || (Q::BATCHES && k < buf.len()) {
                         backoff(&mut idle);
                     } else {
@@ -506,40 +557,6 @@ fn mpmc<Q: Queue>(p: usize, c: usize, total: usize) -> f64 {
     })
 }
 
-fn pauses() -> u32 {
-    static V: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
-    *V.get_or_init(|| {
-        std::env::var("PAUSES")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(64)
-    })
-}
-
-fn relax_pauses() -> u32 {
-    static V: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
-    *V.get_or_init(|| {
-        std::env::var("RP")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(1)
-    })
-}
-
-fn short_is_empty() -> bool {
-    std::env::var_os("SHORT").is_some()
-}
-
-fn yield_every() -> u32 {
-    static V: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
-    *V.get_or_init(|| {
-        std::env::var("YE")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(32)
-    })
-}
-
 fn verbose() -> bool {
     std::env::var_os("UCQ_BENCH_VERBOSE").is_some()
 }
@@ -551,37 +568,25 @@ fn quantile(v: &[f64], f: f64) -> f64 {
     v[i] + (v[(i + 1).min(v.len() - 1)] - v[i]) * frac
 }
 
+/// What a contender is to the UCQ rows' "vs best peer".
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Role {
+    Ours,
+    Peer,
+    /// Shown, not compared with.
+    Reference,
+}
+
 struct Contender<'a> {
     name: &'static str,
-    ours: bool,
+    role: Role,
     run: &'a dyn Fn() -> f64,
-}
-
-fn with_xp(flags: u32, f: impl FnOnce() -> f64) -> f64 {
-    ucq::XP.store(flags, Ordering::Relaxed);
-    let r = f();
-    ucq::XP.store(0, Ordering::Relaxed);
-    r
-}
-
-fn xp_list() -> Vec<(&'static str, u32)> {
-    std::env::var("UCQ_XP")
-        .ok()
-        .map(|v| {
-            v.split(',')
-                .map(|p| {
-                    let (n, f) = p.split_once(':').unwrap();
-                    (&*String::leak(n.to_owned()), f.parse().unwrap())
-                })
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 fn contender<Q: Queue>(run: &dyn Fn() -> f64) -> Contender<'_> {
     Contender {
         name: Q::NAME,
-        ours: Q::OURS,
+        role: if Q::OURS { Role::Ours } else { Role::Peer },
         run,
     }
 }
@@ -590,24 +595,24 @@ fn contender<Q: Queue>(run: &dyn Fn() -> f64) -> Contender<'_> {
 /// prints each one's median, spread and ratios.
 fn compare(case: &str, trials: usize, contenders: &[Contender<'_>]) {
     let k = contenders.len();
-    let mut results = vec![vec![]; k];
     let only = std::env::var("UCQ_BENCH_ONLY").ok();
+    let skip = |c: &Contender<'_>| only.as_deref().is_some_and(|o| !c.name.contains(o));
+    let mut results = vec![vec![]; k];
     for t in 0..trials {
         for i in 0..k {
             let j = (i + t) % k;
-            if only
-                .as_deref()
-                .is_some_and(|o| !contenders[j].name.contains(o))
-            {
-                results[j].push(f64::NAN);
-                continue;
+            if !skip(&contenders[j]) {
+                results[j].push((contenders[j].run)());
             }
-            results[j].push((contenders[j].run)());
         }
     }
+    // (median, p10, p90); NaN for a contender left out.
     let stats: Vec<(f64, f64, f64)> = results
         .into_iter()
         .map(|mut v| {
+            if v.is_empty() {
+                return (f64::NAN, f64::NAN, f64::NAN);
+            }
             v.sort_by(f64::total_cmp);
             (quantile(&v, 0.5), quantile(&v, 0.1), quantile(&v, 0.9))
         })
@@ -616,37 +621,42 @@ fn compare(case: &str, trials: usize, contenders: &[Contender<'_>]) {
     let best_peer = contenders
         .iter()
         .zip(&stats)
-        .filter(|(c, _)| !c.ours)
+        .filter(|(c, s)| c.role == Role::Peer && !s.0.is_nan())
         .map(|(_, s)| s.0)
         .fold(f64::INFINITY, f64::min);
+    let vs = |c: &Contender<'_>, med: f64| match c.role {
+        Role::Ours if best_peer.is_finite() => format!("{:.2}", best_peer / med),
+        _ => "-".to_owned(),
+    };
     println!("{case}");
     println!(
-        "    {:<28} {:>9} {:>15} {:>8} {:>8}",
+        "    {:<34} {:>8} {:>13} {:>7} {:>7}",
         "", "ns/msg", "p10-p90", "x base", "vs peer"
     );
     for (c, &(med, lo, hi)) in contenders.iter().zip(&stats) {
-        let vs = if c.ours {
-            format!("{:.2}", best_peer / med)
-        } else {
-            "-".to_owned()
+        if med.is_nan() {
+            continue;
+        }
+        let name = match c.role {
+            Role::Reference => format!("{} (ref)", c.name),
+            _ => c.name.to_owned(),
         };
         println!(
-            "    {:<28} {med:9.1} {:>15} {:8.2} {vs:>8}",
-            c.name,
+            "    {name:<34} {med:8.1} {:>13} {:7.2} {:>7}",
             format!("{lo:.1}-{hi:.1}"),
-            med / base
+            med / base,
+            vs(c, med)
         );
     }
     for (c, &(med, lo, hi)) in contenders.iter().zip(&stats) {
-        let vs = if c.ours {
-            format!("{:.2}", best_peer / med)
-        } else {
-            "-".to_owned()
-        };
+        if med.is_nan() {
+            continue;
+        }
         println!(
-            "BENCH\tucq\t{case} / {}\t{med:.1}\tns/msg\t{:.2}\t{vs}\tp10-p90 {lo:.1}-{hi:.1}",
+            "BENCH\tucq\t{case} / {}\t{med:.1}\tns/msg\t{:.2}\t{}\tp10-p90 {lo:.1}-{hi:.1}",
             c.name,
-            med / base
+            med / base,
+            vs(c, med)
         );
     }
 }
@@ -659,22 +669,21 @@ type Cq = ConcurrentQueue<EventMsg>;
 
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
-    let (mut trials, total) = if quick { (5, 200_000) } else { (11, 1_000_000) };
-    // UCQ_BENCH_CASE=<substring>: only the cases whose name contains it;
-    // UCQ_BENCH_TRIALS=<n>: that many trials (e.g. for profiling).
-    let only = std::env::var("UCQ_BENCH_CASE").ok();
-    let run = |case: &str| only.as_deref().is_none_or(|o| case.contains(o));
+    let (mut trials, total) = if quick { (7, 200_000) } else { (21, 1_000_000) };
     if let Some(t) = std::env::var("UCQ_BENCH_TRIALS")
         .ok()
         .and_then(|t| t.parse().ok())
     {
         trials = t;
     }
+    let only = std::env::var("UCQ_BENCH_CASE").ok();
+    let run = |case: &str| only.as_deref().is_none_or(|o| case.contains(o));
     println!(
-        "UCQ vs peers: {trials} interleaved trials per case, {total} messages each; median ns/msg, p10-p90 over trials,"
+        "UCQ vs peers: {trials} interleaved trials per case; median ns/msg with p10-p90 over trials; x base = time / ucq single-claim's;"
     );
     println!(
-        "x base = time / ucq single-claim time, vs peer = best peer's time / ours (> 1: the UCQ is faster)"
+        "vs peer = best peer's time / ours (> 1: the UCQ is faster); threaded cases: {total} messages, single thread: {}",
+        total * 2
     );
     println!(
         "machine: {} CPUs",
@@ -694,52 +703,57 @@ fn main() {
             ],
         );
     }
-    let xps = xp_list();
-    if !xps.is_empty() {
-        let case = std::env::var("UCQ_XP_CASE").unwrap_or("1,1".into());
-        let (p, c) = case.split_once(',').unwrap();
-        let (p, c): (usize, usize) = (p.parse().unwrap(), c.parse().unwrap());
-        let runs: Vec<Box<dyn Fn() -> f64>> = xps
+    let vs = variants();
+    if !vs.is_empty() {
+        let (p, c) = std::env::var("UCQ_VCASE")
+            .ok()
+            .map(|v| {
+                let (a, b) = v.split_once(',').unwrap();
+                (a.parse().unwrap(), b.parse().unwrap())
+            })
+            .unwrap_or((1usize, 1usize));
+        let runs: Vec<Box<dyn Fn() -> f64>> = vs
             .iter()
-            .map(|&(name, f)| -> Box<dyn Fn() -> f64> {
-                let batch = f & (1 << 31) != 0;
-                let f = f & !(1 << 31);
-                if p == 0 {
-                    if batch {
-                        Box::new(move || with_xp(f, || single::<Batch>(n1)))
+            .map(|&v| -> Box<dyn Fn() -> f64> {
+                Box::new(move || {
+                    VARIANT.store(v, Ordering::Relaxed);
+                    let r = if v & (1 << 16) != 0 {
+                        mpmc::<Single>(p, c, total)
                     } else {
-                        Box::new(move || with_xp(f, || single::<Single>(n1)))
-                    }
-                } else if batch {
-                    Box::new(move || with_xp(f, || mpmc::<Batch>(p, c, total)))
-                } else {
-                    Box::new(move || with_xp(f, || mpmc::<Single>(p, c, total)))
-                }
+                        mpmc::<Batch>(p, c, total)
+                    };
+                    VARIANT.store(0, Ordering::Relaxed);
+                    r
+                })
             })
             .collect();
-        let cs: Vec<Contender<'_>> = xps
+        let cs: Vec<Contender<'_>> = vs
             .iter()
             .zip(&runs)
-            .map(|(&(name, _), r)| Contender {
-                name,
-                ours: true,
+            .map(|(v, r)| Contender {
+                name: String::leak(format!("variant {v}")),
+                role: Role::Ours,
                 run: &**r,
             })
             .collect();
-        compare(&format!("xp {p}P/{c}C"), trials, &cs);
+        compare(&format!("variants {p}P/{c}C"), trials, &cs);
         return;
     }
     for (p, c) in [(1, 1), (2, 2), (4, 1)] {
-        if !run(&format!("{p}P/{c}C")) {
+        let case = format!("{p}P/{c}C");
+        if !run(&case) {
             continue;
         }
         compare(
-            &format!("{p}P/{c}C"),
+            &case,
             trials,
             &[
                 contender::<Single>(&|| mpmc::<Single>(p, c, total)),
                 contender::<Batch>(&|| mpmc::<Batch>(p, c, total)),
-                contender::<Ring>(&|| mpmc::<Ring>(p, c, total)),
+                Contender {
+                    role: Role::Reference,
+                    ..contender::<Ring>(&|| mpmc::<Ring>(p, c, total))
+                },
                 contender::<Seg>(&|| mpmc::<Seg>(p, c, total)),
                 contender::<Cq>(&|| mpmc::<Cq>(p, c, total)),
             ],

@@ -213,9 +213,6 @@ impl<'q> Consumer<'q> {
     fn claim<H: ConsumerHost + ?Sized>(&self, host: &H, max: usize) -> Option<(Slot, usize)> {
         let ucq = self.ucq;
         loop {
-            // The head's line is read and then written: fetch it for
-            // writing at once (the producer has usually just written it).
-            crate::hint::prefetch_write(&ucq.cons_idx);
             let idx = ucq.cons_idx.load(Ordering::Acquire);
             let prod = ucq.prod_idx.load(Ordering::Acquire);
             if idx == prod {

@@ -33,11 +33,3 @@ pub use stats::{UCQ_STAT_SHARDS, UcqStats, UcqStatsSnapshot};
 
 #[cfg(all(any(feature = "testing", test), not(loom)))]
 pub use arena_host::ArenaHost;
-
-#[doc(hidden)]
-pub static XP: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(0);
-#[doc(hidden)]
-#[inline(always)]
-pub fn xp(bit: u32) -> bool {
-    XP.load(core::sync::atomic::Ordering::Relaxed) & (1 << bit) != 0
-}
