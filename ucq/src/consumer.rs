@@ -260,7 +260,10 @@ impl<'q> Consumer<'q> {
     }
 
     /// `cons_idx` ran off its page: move every consumer to the next page
-    /// and recycle the old one. Serialised by the consumers' lock.
+    /// and recycle the old one. Serialised by the consumers' lock. (Out of
+    /// line: once per page, and the claim's fast path stays small.)
+    #[cold]
+    #[inline(never)]
     fn advance_page<H: ConsumerHost + ?Sized>(&self, host: &H) {
         let ucq = self.ucq;
         let lock = UserLock(&ucq.u_lock);

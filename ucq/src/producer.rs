@@ -125,10 +125,7 @@ pub fn send<H: ProducerHost + ?Sized>(
     }
 }
 
-/// Lines past a container that a send asks for ahead of the next sends.
-const PREFETCH_LINES: usize = 3;
-
-/// Asks for the cache lines of the next containers of this page, for
+/// Asks for the next three cache lines of containers of this page, for
 /// writing. The next send's fetch-and-add, a locked instruction, waits
 /// until this send's stores are in the cache; a container's line was last
 /// written by the consumer (which cleared its `ready`) or by a producer on
@@ -138,13 +135,19 @@ const PREFETCH_LINES: usize = 3;
 /// `benches/ucq.rs`'s threaded cases).
 /// Only a hint: it reads and writes nothing, and stays within the page
 /// whose container the host checked.
-#[inline]
+#[inline(always)]
 fn prefetch_next_containers(slot: Slot, container: &MsgContainer) {
     let here = (container as *const MsgContainer).cast::<u8>();
-    for line in 1..=PREFETCH_LINES {
-        // Container `i` starts 16 + 32 * i bytes into the page: 64 bytes
-        // on is the container two slots on, which must exist.
-        if slot.index() + 2 * line < NR_MSG_PER_PAGE {
+    // Container `i` starts 16 + 32 * i bytes into the page: 64 bytes on is
+    // the container two slots on, which must exist. (Unrolled: a loop
+    // costs more than the prefetches.)
+    let room = NR_MSG_PER_PAGE - 1 - slot.index();
+    if room >= 6 {
+        crate::hint::prefetch_write(here.wrapping_add(64));
+        crate::hint::prefetch_write(here.wrapping_add(128));
+        crate::hint::prefetch_write(here.wrapping_add(192));
+    } else {
+        for line in 1..=room / 2 {
             crate::hint::prefetch_write(here.wrapping_add(64 * line));
         }
     }

@@ -441,3 +441,57 @@ fn default_budget_is_akaros_warning_threshold() {
     assert_eq!(Plain.ucq_page_budget(), ucq::UCQ_PAGE_BUDGET);
     assert_eq!(ucq::UCQ_PAGE_BUDGET, 1000);
 }
+
+/// `ArenaHost` as the kernel on CPU `cpu` sees it.
+struct OnCpu<'a>(&'a ArenaHost, Option<usize>);
+
+// SAFETY: forwards to `ArenaHost`, which upholds the contract.
+unsafe impl vcpd_abi::UserMemory for OnCpu<'_> {
+    fn translate(&self, addr: usize, len: usize) -> Option<core::ptr::NonNull<u8>> {
+        self.0.translate(addr, len)
+    }
+}
+
+impl UserPageAlloc for OnCpu<'_> {
+    fn alloc_user_page(&self) -> Option<usize> {
+        self.0.alloc_user_page()
+    }
+}
+
+impl ucq::UcqLocks for OnCpu<'_> {
+    fn with_ucq_lock<R>(&self, key: usize, f: impl FnOnce() -> R) -> R {
+        self.0.with_ucq_lock(key, f)
+    }
+
+    fn cpu_index(&self) -> Option<usize> {
+        self.1
+    }
+}
+
+#[test]
+fn posted_is_counted_per_cpu_and_summed() {
+    let s = Setup::new();
+    s.init();
+    let sends = [
+        (None, 2),
+        (Some(0), 3),
+        (Some(5), 4),
+        (Some(ucq::UCQ_STAT_SHARDS - 1), 1),
+        (Some(ucq::UCQ_STAT_SHARDS), 5),
+        (Some(usize::MAX), 6),
+    ];
+    let mut n = 0;
+    for (cpu, k) in sends {
+        for _ in 0..k {
+            ucq::send(s.ucq(), &msg(n), &OnCpu(&s.host, cpu), &s.stats).unwrap();
+            n += 1;
+        }
+    }
+    // No index, or one past the shards: the shared counter.
+    assert_eq!(s.stats.posted.load(Ordering::Relaxed), 2 + 5 + 6);
+    assert_eq!(s.stats.posted(), n);
+    assert_eq!(s.stats.snapshot().posted, n);
+    for i in 0..n {
+        assert_eq!(s.recv(), Some(msg(i)));
+    }
+}
