@@ -623,14 +623,15 @@ fn compare(case: &str, trials: usize, contenders: &[Contender<'_>]) {
         "    {:<34} {:>8} {:>13} {:>7} {:>7}",
         "", "ns/msg", "p10-p90", "x base", "vs peer"
     );
+    let name = |c: &Contender<'_>| match c.role {
+        Role::Reference => format!("{} (ref)", c.name),
+        _ => c.name.to_owned(),
+    };
     for (c, &(med, lo, hi)) in contenders.iter().zip(&stats) {
         if med.is_nan() {
             continue;
         }
-        let name = match c.role {
-            Role::Reference => format!("{} (ref)", c.name),
-            _ => c.name.to_owned(),
-        };
+        let name = name(c);
         println!(
             "    {name:<34} {med:8.1} {:>13} {:7.2} {:>7}",
             format!("{lo:.1}-{hi:.1}"),
@@ -644,7 +645,7 @@ fn compare(case: &str, trials: usize, contenders: &[Contender<'_>]) {
         }
         println!(
             "BENCH\tucq\t{case} / {}\t{med:.1}\tns/msg\t{:.2}\t{}\tp10-p90 {lo:.1}-{hi:.1}",
-            c.name,
+            name(c),
             med / base,
             vs(c, med)
         );
