@@ -35,10 +35,13 @@
 //! claim ([`Consumer::try_recv_batch`]) stalled the same way may claim up to the rest
 //! of that page and wait for it to fill.
 //!
-//! [`Consumer::try_recv_batch`] claims a run of slots with one compare-and-swap: the
-//! head's cache line is shared with producers' `prod_idx` (the ABI puts
-//! both indices side by side), so draining in batches is what makes the
-//! consumer side fast.
+//! [`Consumer::try_recv_batch`] claims a run of slots (up to the end of its
+//! page) with one compare-and-swap: the head's cache line is shared with
+//! producers' `prod_idx` (the ABI puts both indices side by side), and every
+//! claim takes that line from the producers, who need it back for their next
+//! fetch-and-add. Draining in batches is what makes the consumer side fast;
+//! one claim per message costs up to a cache-line round trip between the
+//! cores per message while producers are sending.
 
 use core::fmt;
 
@@ -166,32 +169,54 @@ impl<'q> Consumer<'q> {
     /// assert_eq!(consumer.try_recv(&host).map(|m| m.ev_type), Some(5));
     /// ```
     pub fn try_recv<H: ConsumerHost + ?Sized>(&self, host: &H) -> Option<EventMsg> {
+        let (slot, _) = self.claim(host, 1)?;
         let mut msg = [EventMsg::default()];
-        (self.try_recv_batch(host, &mut msg) == 1).then_some(msg[0])
+        take(host, slot, &mut msg);
+        Some(msg[0])
     }
 
-    /// Takes up to `out.len()` messages in queue order with one claim, and
-    /// returns how many (0 if the queue is empty). Draining in batches
-    /// touches the head's cache line (which producers also hammer) once
-    /// per batch rather than once per message.
+    /// Takes up to `out.len()` messages in queue order and returns how
+    /// many (0 if the queue is empty). Each claim of a run of slots is one
+    /// compare-and-swap on the head, whose cache line producers also need
+    /// for every message: draining in batches takes that line from them
+    /// once per batch rather than once per message.
     ///
-    /// A batch never spans a page and never claims past `prod_idx`, so
+    /// A claim never spans a page and never claims past `prod_idx`, so
     /// every claimed slot was already claimed by a producer; like
     /// [`try_recv`](Self::try_recv), it waits for those producers to finish.
+    /// A claim that reaches the end of its page is followed by one on the
+    /// next page, so a return short of `out.len()` means the claim found no
+    /// more messages published: the caller has drained the queue (for
+    /// now), as it would learn from a `0` with one more call.
     pub fn try_recv_batch<H: ConsumerHost + ?Sized>(
         &self,
         host: &H,
         out: &mut [EventMsg],
     ) -> usize {
-        let ucq = self.ucq;
-        if out.is_empty() {
-            return 0;
+        let mut got = 0;
+        while let Some(rest) = out.get_mut(got..).filter(|r| !r.is_empty()) {
+            let Some((first, n)) = self.claim(host, rest.len()) else {
+                break;
+            };
+            take(host, first, &mut rest[..n]);
+            got += n;
+            // Short of the page's end: the claim stopped at `prod_idx`.
+            if first.index() + n < NR_MSG_PER_PAGE {
+                break;
+            }
         }
-        let (first, n) = loop {
+        got
+    }
+
+    /// Claims up to `max` (> 0) slots on one page: the first and how many,
+    /// or `None` if the queue is empty.
+    fn claim<H: ConsumerHost + ?Sized>(&self, host: &H, max: usize) -> Option<(Slot, usize)> {
+        let ucq = self.ucq;
+        loop {
             let idx = ucq.cons_idx.load(Ordering::Acquire);
             let prod = ucq.prod_idx.load(Ordering::Acquire);
             if idx == prod {
-                return 0;
+                return None;
             }
             let slot = Slot(idx);
             if !slot.is_good() {
@@ -221,7 +246,7 @@ impl<'q> Consumer<'q> {
             // `prod_idx` (the stalled-consumer case in the module docs)
             // claims one slot and waits for it, as the single-slot
             // algorithm does.
-            let n = end.saturating_sub(slot.index()).clamp(1, out.len());
+            let n = end.saturating_sub(slot.index()).clamp(1, max);
             // AcqRel: acquire the page switch that published `idx`; a
             // failed CAS just retries.
             if ucq
@@ -229,33 +254,16 @@ impl<'q> Consumer<'q> {
                 .compare_exchange_weak(idx, idx + n, Ordering::AcqRel, Ordering::Relaxed)
                 .is_ok()
             {
-                break (slot, n);
+                return Some((slot, n));
             }
-        };
-        // Claimed: the page cannot be recycled before our `nr_cons`
-        // increment below, so from here on it may be touched.
-        for (i, msg) in out.iter_mut().take(n).enumerate() {
-            let container = container(Slot(first.0 + i));
-            // Acquire pairs with the producer's release of `ready`: the
-            // message is complete once we see it set.
-            while !container.ready.load(Ordering::Acquire) {
-                host.relax();
-            }
-            *msg = container.ev_msg.read();
-            container.ready.store(false, Ordering::Relaxed);
         }
-        // Release: the page's recycler (acquire on `nr_cons`) sees our
-        // reads of the messages and our clearing of `ready` completed
-        // before it reuses it.
-        page(first.page())
-            .header
-            .nr_cons
-            .fetch_add(n, Ordering::Release);
-        n
     }
 
     /// `cons_idx` ran off its page: move every consumer to the next page
-    /// and recycle the old one. Serialised by the consumers' lock.
+    /// and recycle the old one. Serialised by the consumers' lock. (Out of
+    /// line: once per page, and the claim's fast path stays small.)
+    #[cold]
+    #[inline(never)]
     fn advance_page<H: ConsumerHost + ?Sized>(&self, host: &H) {
         let ucq = self.ucq;
         let lock = UserLock(&ucq.u_lock);
@@ -309,6 +317,30 @@ impl<'q> Consumer<'q> {
         }
         lock.unlock();
     }
+}
+
+/// Copies out the `out.len()` messages of the claimed slots from `first`
+/// on (one page) and counts them consumed on their page.
+fn take<H: ConsumerHost + ?Sized>(host: &H, first: Slot, out: &mut [EventMsg]) {
+    // Claimed: the page cannot be recycled before our `nr_cons` increment
+    // below, so from here on it may be touched.
+    for (i, msg) in out.iter_mut().enumerate() {
+        let container = container(Slot(first.0 + i));
+        // Acquire pairs with the producer's release of `ready`: the message
+        // is complete once we see it set.
+        while !container.ready.load(Ordering::Acquire) {
+            host.relax();
+        }
+        *msg = container.ev_msg.read();
+        container.ready.store(false, Ordering::Relaxed);
+    }
+    // Release: the page's recycler (acquire on `nr_cons`) sees our reads of
+    // the messages and our clearing of `ready` completed before it reuses
+    // it.
+    page(first.page())
+        .header
+        .nr_cons
+        .fetch_add(out.len(), Ordering::Release);
 }
 
 /// The page at `addr`. Private: only a [`Consumer`] (whose constructor

