@@ -122,9 +122,6 @@ pub fn send<M: UserMemory + ?Sized>(
             });
         }
     }
-    if result.is_ok() {
-        bump(&stats.coalesced);
-    }
     result
 }
 

@@ -135,22 +135,29 @@ pub(crate) struct UcqHost<'a, P>(pub(crate) &'a P);
 
 // SAFETY: forwards to the process's own `UserMemory`, which keeps the
 // contract.
-unsafe impl<P: ProcOps> UserMemory for UcqHost<'_, P> {
+unsafe impl<P: Sending> UserMemory for UcqHost<'_, P> {
     #[inline]
     fn translate(&self, addr: usize, len: usize) -> Option<NonNull<u8>> {
         self.0.translate(addr, len)
     }
 }
 
-impl<P: ProcOps> UserPageAlloc for UcqHost<'_, P> {
+impl<P: Sending> UserPageAlloc for UcqHost<'_, P> {
     fn alloc_user_page(&self) -> Option<usize> {
         self.0.alloc_user_page()
     }
 }
 
-impl<P: ProcOps> UcqLocks for UcqHost<'_, P> {
+impl<P: Sending> UcqLocks for UcqHost<'_, P> {
     fn with_ucq_lock<R>(&self, key: usize, f: impl FnOnce() -> R) -> R {
         self.0.events().ucq_locks.with_ucq_lock(key, f)
+    }
+
+    /// The sending CPU: the UCQ's posted count is per CPU too, under the
+    /// same contract as event-core's counters.
+    #[inline]
+    fn cpu_index(&self) -> Option<usize> {
+        Some(self.0.cpu())
     }
 }
 
@@ -174,6 +181,9 @@ impl<'p, P: ProcOps> OnCpu<'p, P> {
 /// The send path's own bound: a [`ProcOps`] that also knows the sending
 /// CPU, so counting is a plain per-CPU increment.
 pub(crate) trait Sending: ProcOps {
+    /// The sending CPU's index.
+    fn cpu(&self) -> usize;
+
     /// Adds `n` to counter `c`.
     fn count_n(&self, c: Counter, n: u64);
 
@@ -185,6 +195,11 @@ pub(crate) trait Sending: ProcOps {
 }
 
 impl<P: ProcOps> Sending for OnCpu<'_, P> {
+    #[inline]
+    fn cpu(&self) -> usize {
+        self.cpu
+    }
+
     #[inline]
     fn count_n(&self, c: Counter, n: u64) {
         self.p.events().stats().add(self.cpu, c, n);

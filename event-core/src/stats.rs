@@ -371,9 +371,9 @@ impl EventStats {
     /// (Read from the mailbox crates' own counters.)
     pub fn posted(&self, t: MboxType) -> u64 {
         match t {
-            MboxType::Ucq => self.ucq.posted.load(Ordering::Relaxed),
+            MboxType::Ucq => self.ucq.posted(),
             MboxType::Bitmap => self.bitmap.posted.load(Ordering::Relaxed),
-            MboxType::Ceq => self.ceq.coalesced.load(Ordering::Relaxed),
+            MboxType::Ceq => self.ceq.coalesced(),
         }
     }
 
