@@ -6,10 +6,12 @@
 //! anything wrong costs that one message: a counted [`Dropped`], a
 //! rate-limited `log` warning, and an `Err` the caller may ignore.
 
+use core::mem::offset_of;
 use vcpd_abi::sync::{Ordering, fence};
+
 use vcpd_abi::{
-    EV_EVENT, EV_POSIX_SIGNAL, EventMbox, EventMsg, EventQueue, EvqFlags, MAX_NR_EVENT, MboxRef,
-    UserAddr, Vcpd,
+    EV_EVENT, EV_POSIX_SIGNAL, EventMbox, EventMsg, EventQueue, EventQueueBig, EvqFlags,
+    MAX_NR_EVENT, MboxRef, UserAddr, Vcpd,
 };
 
 use crate::host::{OnCpu, ProcOps, Sending, UcqHost};
@@ -89,16 +91,24 @@ pub(crate) fn send_in_process<P: Sending>(
     suggested: VcoreId,
     posted: &mut usize,
 ) -> Result<(), Dropped> {
-    let ev_q = check(p, ev_q_addr).map_err(|why| Dropped::BadEventQueue {
-        addr: ev_q_addr.get(),
-        why,
-    })?;
+    // A big queue (the usual kind: its mailbox embedded) is checked whole,
+    // once, so its mailbox needs no check of its own below. A slim queue
+    // that ends too near the end of user memory for that is checked as
+    // what it is.
+    let big = ev_q_addr.cast::<EventQueueBig>().check(p);
+    let ev_q = match big {
+        Some(big) => &big.evq,
+        None => check(p, ev_q_addr).map_err(|why| Dropped::BadEventQueue {
+            addr: ev_q_addr.get(),
+            why,
+        })?,
+    };
     if evq_is_unset(ev_q) {
         return Err(Dropped::EventQueueNotSetUp(ev_q_addr.get()));
     }
     // One read of the flags: every decision below sees the same ones.
     let flags = ev_q.flags();
-    let delivered = deliver(p, ev_q, ev_q_addr, msgs, suggested, flags, posted);
+    let delivered = deliver(p, ev_q, big, ev_q_addr, msgs, suggested, flags, posted);
     // The wakeup runs whatever happened above: a WAITING process that asked
     // to be woken by this queue is woken even if this message was dropped.
     let woken = if flags.contains(EvqFlags::WAKEUP) {
@@ -109,9 +119,11 @@ pub(crate) fn send_in_process<P: Sending>(
     delivered.and(woken)
 }
 
+#[allow(clippy::too_many_arguments)] // the send's whole context, once
 fn deliver<P: Sending>(
     p: &P,
     ev_q: &EventQueue,
+    big: Option<&EventQueueBig>,
     ev_q_addr: UserAddr<EventQueue>,
     msgs: impl Msgs,
     suggested: VcoreId,
@@ -135,8 +147,14 @@ fn deliver<P: Sending>(
             return Err(Dropped::MailboxIsTheQueue(addr));
         }
         addr => {
-            let mbox = check(p, UserAddr::<EventMbox>::new(addr))
-                .map_err(|why| Dropped::BadMailbox { addr, why })?;
+            let embedded = ev_q_addr
+                .get()
+                .wrapping_add(offset_of!(EventQueueBig, ev_imbox));
+            let mbox = match big {
+                Some(big) if addr == embedded => &big.ev_imbox,
+                _ => check(p, UserAddr::<EventMbox>::new(addr))
+                    .map_err(|why| Dropped::BadMailbox { addr, why })?,
+            };
             msgs.post(p, mbox, posted).map_err(|d| match d {
                 Dropped::MailboxNotSetUp { vcore: None, .. } => {
                     Dropped::MailboxNotSetUp { addr, vcore: None }
