@@ -60,6 +60,13 @@ RUSTDOCFLAGS="-D warnings" cargo doc --locked --no-deps "${lib_args[@]}"
 RUSTDOCFLAGS="-D warnings" cargo doc --locked --no-deps -p event-core --all-features
 
 step "publishable (cargo publish --dry-run, every library crate)"
+# The dry run verifies each crate against the others' packaged sources,
+# which cargo unpacks under $CARGO_HOME/registry/src/-<hash of the local
+# overlay's path>/ and never refreshes: drop earlier runs' copies, or a
+# rerun from the same directory would verify against stale sources.
+for c in "${LIB_CRATES[@]}"; do
+    rm -rf "${CARGO_HOME:-$HOME/.cargo}"/registry/src/-*/"$c"-[0-9]*
+done
 cargo publish --locked --dry-run --allow-dirty "${lib_args[@]}"
 
 step "examples"
