@@ -18,140 +18,18 @@
 //! QEMU is required: without `qemu-system-x86_64` these tests fail (they do
 //! not skip), and say how to install it.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use vcpd_tests::qemu::{self, Boot, SCENARIOS};
 
 /// The longest one boot may take under TCG (demo.sh's own timeout is
 /// larger, so a hang is reported by this assertion, with the output).
 const BOOT_BUDGET: Duration = Duration::from_secs(90);
 
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("tests/ is in the workspace")
-        .to_owned()
-}
-
-/// Fails the test unless QEMU runs.
-fn require_qemu() {
-    let ok = Command::new("qemu-system-x86_64")
-        .arg("--version")
-        .output()
-        .is_ok_and(|out| out.status.success());
-    assert!(
-        ok,
-        "qemu-system-x86_64 is missing: the QEMU boot tests need it. Install QEMU 10 with \
-         `scripts/install-qemu.sh` (or run `scripts/demo.sh`, which installs it)."
-    );
-}
-
-/// Builds the kernel once for all tests; its path.
-fn kernel() -> &'static Path {
-    static KERNEL: OnceLock<PathBuf> = OnceLock::new();
-    KERNEL.get_or_init(|| {
-        let root = workspace_root();
-        let target_dir = root.join("target").join("kernel");
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = Command::new(cargo)
-            .current_dir(&root)
-            .args([
-                "build",
-                "-p",
-                "demo-kernel",
-                "--target",
-                "x86_64-unknown-none",
-                "--release",
-            ])
-            .arg("--target-dir")
-            .arg(&target_dir)
-            .stdin(Stdio::null())
-            .status()
-            .expect("running cargo to build demo-kernel");
-        assert!(status.success(), "building demo-kernel failed ({status})");
-        target_dir
-            .join("x86_64-unknown-none")
-            .join("release")
-            .join("demo-kernel")
-    })
-}
-
-/// A finished boot: demo.sh's exit status and everything it printed.
-struct Boot {
-    output: Output,
-    text: String,
-}
-
-impl Boot {
-    fn assert_contains(&self, needle: &str) {
-        assert!(
-            self.text.contains(needle),
-            "expected {needle:?} in the output:\n{}",
-            self.text
-        );
-    }
-
-    /// The verdict line of event scenario `id` (`scenario <id> <name>: ...`,
-    /// not the `running` line printed before it).
-    fn scenario_verdict(&self, id: u32) -> Option<&str> {
-        let prefix = format!("scenario {id} ");
-        self.text
-            .lines()
-            .find(|l| l.starts_with(&prefix) && !l.ends_with(": running"))
-    }
-
-    fn assert_lacks(&self, needle: &str) {
-        assert!(
-            !self.text.contains(needle),
-            "unexpected {needle:?} in the output:\n{}",
-            self.text
-        );
-    }
-}
-
 /// Boots the kernel with `scripts/demo.sh --kernel <elf> <args>`.
 fn boot(args: &[&str]) -> Boot {
-    require_qemu();
-    let kernel = kernel();
-    let start = Instant::now();
-    let output = Command::new(workspace_root().join("scripts").join("demo.sh"))
-        .arg("--kernel")
-        .arg(kernel)
-        .arg("--no-install")
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("running scripts/demo.sh");
-    let elapsed = start.elapsed();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    eprintln!(
-        "demo.sh {args:?}: {} in {elapsed:.2?}\n{text}",
-        output.status
-    );
-    assert!(
-        elapsed < BOOT_BUDGET,
-        "boot took {elapsed:.2?}, budget {BOOT_BUDGET:?}:\n{text}"
-    );
-    Boot { output, text }
+    qemu::boot(args, BOOT_BUDGET)
 }
-
-/// The nine event scenarios, by number and name, as the kernel prints them.
-const SCENARIOS: [(u32, &str); 9] = [
-    (1, "ucq-storm"),
-    (2, "ceq-coalescing"),
-    (3, "bitmap"),
-    (4, "yield-storm"),
-    (5, "preemption"),
-    (6, "waiting-wakeup"),
-    (7, "hostile-process"),
-    (8, "ipi-latency"),
-    (9, "wait-any"),
-];
 
 #[test]
 fn boots_on_four_cpus_and_passes_every_check_and_scenario() {
