@@ -16,6 +16,10 @@
 
 #![cfg(loom)]
 
+#[path = "common/loom_threads.rs"]
+mod loom_threads;
+
+use loom_threads::{model, spawn};
 use std::ptr::NonNull;
 
 use event_core::recv::setup::{self, MboxKind};
@@ -330,17 +334,6 @@ impl ProcOps for Proc {
             let _ = self.set().grant(pc(v));
         }
     }
-}
-
-/// Model threads get big stacks: procdata and the handler table are built
-/// by value, which overflows loom's default coroutine stack.
-fn spawn<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> thread::JoinHandle<T> {
-    thread::Builder::new().stack_size(4 << 20).spawn(f).unwrap()
-}
-
-/// `loom::model`, with the body itself on a big-stack thread.
-fn model(f: fn()) {
-    loom::model(move || spawn(f).join().unwrap());
 }
 
 /// The chosen vcore yields while the kernel spams it.

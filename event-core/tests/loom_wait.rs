@@ -28,6 +28,10 @@
 
 #![cfg(loom)]
 
+#[path = "common/loom_threads.rs"]
+mod loom_threads;
+
+use loom_threads::{model, spawn};
 use std::ptr::NonNull;
 
 use event_core::recv::setup::{self, MboxKind};
@@ -297,17 +301,6 @@ impl ProcOps for Proc {
     }
     fn ipi(&self, _: PcoreId) {}
     fn make_runnable(&self) {}
-}
-
-/// Model threads get big stacks: procdata and the handler table are built
-/// by value, which overflows loom's default coroutine stack.
-fn spawn<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> thread::JoinHandle<T> {
-    thread::Builder::new().stack_size(4 << 20).spawn(f).unwrap()
-}
-
-/// `loom::model`, with the body itself on a big-stack thread.
-fn model(f: fn()) {
-    loom::model(move || spawn(f).join().unwrap());
 }
 
 /// One waiter on both queues; the kernel sends to queue 1 (INDIR) and
