@@ -1,5 +1,7 @@
 //! Thread helpers the loom models share.
 
+#![allow(unreachable_pub)] // shared by several test crates
+
 use loom::thread;
 
 /// Model threads get big stacks: procdata and the handler table are built
