@@ -19,7 +19,7 @@
 #[path = "common/loom_threads.rs"]
 mod loom_threads;
 
-use loom_threads::{model, spawn};
+use loom_threads::{model, spawn, translate_in};
 use std::ptr::NonNull;
 
 use event_core::recv::setup::{self, MboxKind};
@@ -301,15 +301,7 @@ unsafe impl UserMemory for Proc {
             (Self::addr(&*self.ceq_events), size_of::<[CeqEvent; 16]>()),
             (Self::addr(&*self.ceq_ring), size_of::<[AtomicI32; 4]>()),
         ];
-        let ok = regions
-            .into_iter()
-            .chain(pages)
-            .any(|(b, l)| addr >= b && addr.checked_add(len).is_some_and(|e| e <= b + l));
-        if ok {
-            NonNull::new(std::ptr::with_exposed_provenance_mut(addr))
-        } else {
-            None
-        }
+        translate_in(regions.into_iter().chain(pages), addr, len)
     }
 }
 

@@ -31,7 +31,7 @@
 #[path = "common/loom_threads.rs"]
 mod loom_threads;
 
-use loom_threads::{model, spawn};
+use loom_threads::{model, spawn, translate_in};
 use std::ptr::NonNull;
 
 use event_core::recv::setup::{self, MboxKind};
@@ -276,14 +276,7 @@ unsafe impl UserMemory for Proc {
             regions.push((addr(&*self.ceq_events[v]), size_of::<[CeqEvent; 16]>()));
             regions.push((addr(&*self.ceq_rings[v]), size_of::<[AtomicI32; 4]>()));
         }
-        let ok = regions
-            .into_iter()
-            .any(|(b, l)| a >= b && a.checked_add(len).is_some_and(|e| e <= b + l));
-        if ok {
-            NonNull::new(std::ptr::with_exposed_provenance_mut(a))
-        } else {
-            None
-        }
+        translate_in(regions, a, len)
     }
 }
 
